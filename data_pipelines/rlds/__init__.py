@@ -1,0 +1,1 @@
+"""RLDS/TFDS: the writer (numpy episodes -> TFDS dir) and the reader (TFDS dir -> numpy episodes)."""

@@ -61,9 +61,7 @@ class RunningServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def app(self):
-        return self.server.config.loaded_app  # type: ignore[attr-defined]
+    app: object  # the FastAPI app (``app.state.batcher`` has the batching counters)
 
 
 @contextlib.contextmanager
@@ -74,7 +72,8 @@ def running_server(policy: Policy, cfg: ServeConfig | None = None, **overrides) 
     import uvicorn
 
     cfg = dataclasses.replace(cfg or ServeConfig(port=0, log_level="warning"), **overrides)
-    server = uvicorn.Server(_uvicorn_config(policy, cfg))
+    config = _uvicorn_config(policy, cfg)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -84,7 +83,7 @@ def running_server(policy: Policy, cfg: ServeConfig | None = None, **overrides) 
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningServer(cfg.host, port, server, thread)
+        yield RunningServer(cfg.host, port, server, thread, config.app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

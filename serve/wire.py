@@ -103,7 +103,7 @@ def _decode_array(obj: dict) -> Any:
                 expected=f"{math.prod(shape) * dt.itemsize} bytes",
                 got=f"{len(data)} bytes",
             )
-        return np.frombuffer(bytes(data), dtype=dt).reshape(shape)
+        return np.frombuffer(bytearray(data), dtype=dt).reshape(shape)  # writable copy
     if "__npgeneric__" in keys:
         data, dtype = _get(obj, "data"), _get(obj, "dtype")
         try:

@@ -1,0 +1,66 @@
+"""``vla serve``: serve a checkpoint over HTTP (/v1/act, /v1/metadata, /healthz) + openpi WebSocket."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="checkpoint directory (VLAPolicy.from_pretrained)")
+    src.add_argument("--toy", action="store_true", help="serve the deterministic numpy stand-in policy (client testing)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", default=os.environ.get("VLA_API_KEY"), help="require this key (default: $VLA_API_KEY; none = open)")
+    parser.add_argument("--max-batch", type=int, default=8, help="most requests stacked into one forward pass")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill")
+    parser.add_argument("--max-body-mb", type=float, default=16.0, help="request body / WebSocket frame limit (413 above)")
+    parser.add_argument("--device", default=None, help="torch device for the checkpoint (default: the policy's choice)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _load(args: argparse.Namespace):
+    if args.toy:
+        from serve.testing import ToyPolicy
+
+        return ToyPolicy()
+    if not args.checkpoint.is_dir():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: not a directory")
+    if not (args.checkpoint / "config.json").is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint}: no config.json (not a VLAPolicy checkpoint directory)")
+    from vla.policy import VLAPolicy
+
+    kwargs = {"device": args.device} if args.device else {}
+    return VLAPolicy.from_pretrained(args.checkpoint, **kwargs)
+
+
+def main(args: argparse.Namespace) -> int:
+    from serve.server import ServeConfig, serve_forever
+
+    if args.max_batch < 1:
+        raise ValueError(f"--max-batch must be >= 1, got {args.max_batch}")
+    if args.max_wait_ms < 0:
+        raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    policy = _load(args)
+    meta = policy.metadata
+    print(
+        f"vla serve: {meta.model or type(policy).__name__} embodiments={sorted(meta.embodiments)} horizon={meta.action_horizon} "
+        f"on http://{args.host}:{args.port} (ws://{args.host}:{args.port}/) auth={'api-key' if args.api_key else 'none'} "
+        f"max_batch={args.max_batch} max_wait_ms={args.max_wait_ms}",
+        flush=True,
+    )
+    cfg = ServeConfig(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or None,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        log_level=args.log_level,
+    )
+    serve_forever(policy, cfg)
+    return 0

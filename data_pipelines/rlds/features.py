@@ -45,7 +45,8 @@ def to_tfds(spec: dict):
         if isinstance(node, dict) and node.get("kind") == "steps":
             return tfds.features.Dataset(conv(node["feature"]))
         if is_leaf(node):
-            kind, dtype = node["kind"], np.dtype(node["dtype"]) if node["dtype"] != "string" else None
+            kind = node["kind"]
+            dtype = np.object_ if node["dtype"] == "string" else np.dtype(node["dtype"])
             if kind == "image":
                 return tfds.features.Image(shape=tuple(node["shape"]), dtype=dtype, encoding_format=node.get("encoding"))
             if kind == "tensor":

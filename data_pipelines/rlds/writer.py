@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -180,6 +180,37 @@ def write_rlds(
     embodiment spec is saved as ``vla_embodiment.json`` beside the data so readers can standardize
     it without a registry entry. Raises :class:`DataError` naming the episode and field on bad input.
     """
+    splits = dict(episodes) if isinstance(episodes, Mapping) else {split: episodes}
+    state: dict[str, Any] = {}
+
+    def examples(eps):
+        for index, ep in enumerate(eps):
+            if "fspec" not in state:
+                state["fspec"] = episode_feature_spec(ep, spec, image_encoding)
+            yield _prepare_episode(ep, index, spec, state["fspec"])
+
+    return write_tfds(
+        {name: examples(eps) for name, eps in splits.items()}, lambda: state["fspec"], out_dir, dataset_name,
+        version=version, episodes_per_shard=episodes_per_shard, overwrite=overwrite,
+        description=description or f"{dataset_name}: episodes of embodiment {spec.name!r} written by vla data_pipelines",
+        extra_files={EMBODIMENT_FILE: json.dumps(spec.to_dict(), indent=2)},
+    )
+
+
+def write_tfds(
+    splits: Mapping[str, Iterable[Mapping[str, Any]]],
+    feature_spec: dict | Callable[[], dict],
+    out_dir: str | os.PathLike,
+    dataset_name: str,
+    *,
+    version: str = "1.0.0",
+    episodes_per_shard: int = 64,
+    overwrite: bool = False,
+    description: str = "",
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Low level: write examples already shaped like ``feature_spec`` (a :mod:`features` spec, or a
+    callable giving it once the first example was produced) as a TFDS directory; returns its path."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
     from tqdm import tqdm
@@ -197,24 +228,21 @@ def write_rlds(
     tmp = tmp_root / dataset_name / version  # write_metadata infers name/version from the path
     tmp.mkdir(parents=True)
 
-    splits = dict(episodes) if isinstance(episodes, Mapping) else {split: episodes}
-    features = fspec = None
+    features = None
     split_infos = []
-    for split_name, eps in splits.items():
+    for split_name, examples in splits.items():
         shard_lengths: list[int] = []
         shard_files: list[Path] = []
         num_bytes = 0
         writer = None
-        it = iter(eps)
-        for index, ep in enumerate(tqdm(it, desc=f"write {dataset_name}/{split_name}", unit="ep", leave=False)):
-            if fspec is None:
-                fspec = episode_feature_spec(ep, spec, image_encoding)
+        for index, example in enumerate(tqdm(examples, desc=f"write {dataset_name}/{split_name}", unit="ep", leave=False)):
+            if features is None:
+                fspec = feature_spec() if callable(feature_spec) else feature_spec
                 features = F.to_tfds(fspec)
-            example = _prepare_episode(ep, index, spec, fspec)
             try:
                 data = features.serialize_example(example)
             except Exception as e:  # noqa: BLE001 - re-raised with the episode named
-                raise DataError(f"cannot encode episode: {e}", episode=index) from e
+                raise DataError(f"cannot encode episode: {e}", episode=f"{split_name}[{index}]") from e
             if writer is None or shard_lengths[-1] >= episodes_per_shard:
                 if writer is not None:
                     writer.close()
@@ -235,11 +263,10 @@ def write_rlds(
                                                  dataset_name=dataset_name, split=split_name, filetype_suffix="tfrecord")
         split_infos.append(tfds.core.SplitInfo(name=split_name, shard_lengths=shard_lengths, num_bytes=num_bytes,
                                                filename_template=template))
-    tfds.folder_dataset.write_metadata(
-        data_dir=tmp, features=features, split_infos=split_infos, version=version, check_data=False,
-        description=description or f"{dataset_name}: episodes of embodiment {spec.name!r} written by vla data_pipelines",
-    )
-    (tmp / EMBODIMENT_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
+    tfds.folder_dataset.write_metadata(data_dir=tmp, features=features, split_infos=split_infos, version=version,
+                                       check_data=False, description=description or dataset_name)
+    for fname, content in (extra_files or {}).items():
+        (tmp / fname).write_text(content)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(root)
     shutil.rmtree(tmp_root, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""Open a dataset by path/name and stream it as :class:`StandardEpisode` s.
+
+Resolution (first that applies): an explicit key mapping (file or :class:`KeyMapping`); the
+registry entry for ``name`` or the dataset's own TFDS name; a ``vla_embodiment.json`` written by
+:func:`write_rlds`; a LeRobot directory (``meta/info.json``). Otherwise :class:`UnknownDatasetError`
+lists the registered names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from data_pipelines.errors import DataError, UnknownDatasetError
+from data_pipelines.standardize import KeyMapping, StandardEpisode
+from vla.types import EmbodimentSpec
+
+log = logging.getLogger(__name__)
+
+
+def writer_mapping(spec: EmbodimentSpec) -> KeyMapping:
+    """The key mapping of a dataset produced by :func:`data_pipelines.rlds.writer.write_rlds`."""
+    return KeyMapping(
+        name=spec.name, cameras={c: f"steps/observation/{c}" for c in spec.cameras}, action=("steps/action",),
+        state=("steps/observation/state",) if spec.state_dim else (), gripper_dims=spec.gripper_dims,
+        gripper_convention="open_1", instruction="steps/language_instruction" if spec.requires_prompt else None,
+        action_space=spec.action_space, state_space=spec.state_space, action_is_delta=spec.action_is_delta,
+        control_hz=spec.control_hz, execute_horizon=spec.execute_horizon, drop_blank_cameras=False,
+    )
+
+
+class StandardizedSource:
+    """A raw episode source plus the mapping that standardizes it; yields :class:`StandardEpisode`.
+
+    ``key`` identifies the data (path, split and mapping) for stats caching.
+    """
+
+    def __init__(self, raw, mapping: KeyMapping, spec: EmbodimentSpec | None, key: str, kind: str = "rlds"):
+        self.raw = raw
+        self.mapping = mapping
+        self._spec = spec
+        self.key = key
+        self.kind = kind
+
+    @property
+    def name(self) -> str:
+        return self.mapping.name
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.raw.dir)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def spec(self) -> EmbodimentSpec:
+        """The embodiment (dims from the registry/writer, else measured on the first episode)."""
+        if self._spec is None:
+            ep = next(self.iter_episodes())
+            h, w = next(iter(ep["images"].values())).shape[1:3] if ep["images"] else (None, None)
+            self._spec = self.mapping.embodiment(ep["state"].shape[1], ep["actions"].shape[1],
+                                                 (h, w) if h else None)
+        return self._spec
+
+    def episode_order(self, seed: int | None = None) -> list[int]:
+        return self.raw.episode_order(seed)
+
+    def iter_episodes(self, seed: int | None = None, skip: int = 0) -> Iterator[StandardEpisode]:
+        for ep in self.raw.iter_episodes(seed=seed, skip=skip):
+            yield self.mapping.apply(ep, self._spec)
+
+
+def _load_mapping(mapping) -> KeyMapping:
+    if isinstance(mapping, KeyMapping):
+        return mapping
+    if isinstance(mapping, dict):
+        return KeyMapping.from_dict(mapping)
+    return KeyMapping.load(mapping)
+
+
+def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=None, split: str = "train",
+                 data_dir: str | os.PathLike | None = None, on_error: str = "raise") -> StandardizedSource:
+    """Open an RLDS TFDS directory (or LeRobot directory) and standardize it.
+
+    ``path``: the ``<name>/<version>`` dir, the ``<name>`` dir, or a name under ``data_dir``.
+    ``name``: registry name to use (default: the dataset's own TFDS name). ``mapping``: a
+    :class:`KeyMapping`, dict, or JSON/YAML file for unregistered data.
+    """
+    from data_pipelines import oxe
+
+    p = Path(data_dir) / str(path) if data_dir is not None and not Path(path).exists() else Path(path)
+    if (p / "meta" / "info.json").is_file():
+        from data_pipelines.lerobot import LeRobotSource
+
+        return LeRobotSource(p, split=split, mapping=_load_mapping(mapping) if mapping is not None else None).standardized()
+    if name is not None and mapping is None:
+        oxe.get_entry(name)  # fail fast with the list of known names, before touching TensorFlow
+    from data_pipelines.rlds.reader import RLDSSource
+    from data_pipelines.rlds.writer import EMBODIMENT_FILE
+
+    raw = RLDSSource(path, split=split, data_dir=data_dir, on_error=on_error)
+    key_base = f"rlds:{raw.dir.resolve()}:{split}"
+    if mapping is not None:
+        m = _load_mapping(mapping)
+        return StandardizedSource(raw, m, None, f"{key_base}:{json.dumps(m.to_dict(), sort_keys=True)}")
+    emb_file = raw.dir / EMBODIMENT_FILE
+    if name is None and emb_file.is_file():
+        spec = EmbodimentSpec.load(emb_file)
+        return StandardizedSource(raw, writer_mapping(spec), spec, f"{key_base}:writer:{spec.name}")
+    lookup = name or raw.name
+    try:
+        entry = oxe.get_entry(lookup)
+    except UnknownDatasetError as e:
+        raise UnknownDatasetError(f"{raw.dir}: dataset {lookup!r} is not registered and no mapping was given; "
+                                  f"registered: {oxe.known_datasets()}; pass a key mapping file (JSON/YAML) "
+                                  "for other data", file=str(raw.dir)) from e
+    return StandardizedSource(raw, entry.mapping, entry.spec, f"{key_base}:oxe:{entry.name}")
+
+
+def check_images(ep: StandardEpisode, min_size: int = 8) -> None:
+    for cam, img in ep["images"].items():
+        if img.shape[1] < min_size or img.shape[2] < min_size:
+            raise DataError(f"image too small {list(img.shape)}", episode=ep["episode_id"], field=cam)
+
+
+__all__ = ["open_dataset", "StandardizedSource", "writer_mapping", "check_images", "np"]

@@ -115,20 +115,20 @@ class _Service:
         self.meta_dict = self.meta.to_dict()
         self._rng = np.random.default_rng()
 
-    def parse(self, raw: Any, *, from_json: bool) -> tuple[dict, str, int]:
+    def parse(self, raw: Any) -> tuple[dict, str, int]:
         emb = raw.get("embodiment") if isinstance(raw, dict) else None
         emb = emb or self.meta.default_embodiment
         if not isinstance(emb, str) or emb not in self.meta.embodiments:
             known = sorted(self.meta.embodiments)
             raise wire.WireError(422, f"unknown embodiment {emb!r}; known: {known}", field="embodiment", expected=f"one of {known}", got=repr(emb)[:80])
         spec = self.meta.embodiments[emb]
-        req = wire.to_observation(raw, spec.cameras, from_json=from_json)
+        req = wire.to_observation(raw, spec.cameras)
         validate_observation(req.observation, spec)
         seed = req.seed if req.seed is not None else int(self._rng.integers(0, 2**31))
         return req.observation, emb, seed
 
-    async def act(self, raw: Any, *, from_json: bool):
-        obs, emb, seed = self.parse(raw, from_json=from_json)
+    async def act(self, raw: Any):
+        obs, emb, seed = self.parse(raw)
         return await self.batcher.submit(obs, emb, seed)
 
 
@@ -189,13 +189,17 @@ def create_app(
         return service.meta_dict
 
     request_schema = ActRequest.model_json_schema()
-    msgpack_schema = {"type": "string", "format": "binary", "description": "msgpack map with the same keys; arrays as msgpack-numpy ndarrays (see serve.wire)"}
+    msgpack_schema = {
+        **request_schema,
+        "description": "the same keys as a msgpack map; arrays may be msgpack-numpy ndarrays with raw bytes (see serve.wire)",
+    }
+    msgpack_reply = {"type": "string", "format": "binary", "description": "the ActResponse keys as a msgpack map, actions as a float32 ndarray"}
 
     @app.post(
         "/v1/act",
         tags=["policy"],
         response_model=ActResponse,
-        responses={200: {"content": {wire.MSGPACK: {"schema": msgpack_schema}}}, **_ERRORS},
+        responses={200: {"content": {wire.MSGPACK: {"schema": msgpack_reply}}}, **_ERRORS},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -216,7 +220,7 @@ def create_app(
             raw, from_json = _loads_json(body), True
         else:
             return _error(415, f"unsupported content type {ctype!r}", field="content-type", expected=f"application/json or {wire.MSGPACK}", got=ctype)
-        res = await service.act(raw, from_json=from_json)
+        res = await service.act(raw)
         accept = (request.headers.get("accept") or "").lower()
         as_msgpack = wire.MSGPACK in accept or (not from_json and "json" not in accept)
         out: dict[str, Any] = {
@@ -265,7 +269,7 @@ async def _ws_reply(service: _Service, msg: dict, max_bytes: int) -> dict:
         if data is None:
             raise wire.WireError(400, "expected a binary msgpack frame, got a text frame", field="frame", expected="binary msgpack", got="text")
         raw = wire.unpackb(data, max_bytes=max_bytes)
-        res = await service.act(raw, from_json=False)
+        res = await service.act(raw)
     except (wire.WireError, InvalidObservationError, ServerBusy) as e:
         status = getattr(e, "status", 422 if isinstance(e, InvalidObservationError) else 503)
         err = {"error": str(e), "status": status}

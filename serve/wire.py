@@ -9,7 +9,7 @@ frames interoperate both ways): an array becomes the map
 and a numpy scalar becomes ``{"__npgeneric__": True, "data": <python value>, "dtype": <dtype.str>}``.
 Keys may be msgpack bin (what openpi sends) or str.  Object, void and complex dtypes are refused.
 
-JSON bodies carry arrays as nested lists (images: ints 0..255; state: floats).
+JSON bodies carry arrays as nested lists (images: ints 0..255; state: floats); msgpack bodies may too.
 
 Observation mapping (``to_observation``), accepted request shapes:
   * ours, nested: ``{"images": {cam: img}, "state": [...], "prompt": "..."}``;
@@ -150,10 +150,10 @@ class ParsedRequest:
 _CONTROL_KEYS = {"embodiment", "seed"}
 
 
-def _as_image(value: Any, field: str, from_json: bool) -> np.ndarray:
+def _as_image(value: Any, field: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         arr = value
-    elif from_json and isinstance(value, list):
+    elif isinstance(value, list):  # JSON (or msgpack) nested lists
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError):
@@ -170,17 +170,20 @@ def _as_image(value: Any, field: str, from_json: bool) -> np.ndarray:
     return arr
 
 
-def _as_state(value: Any, from_json: bool) -> np.ndarray:
+def _as_state(value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise WireError(422, "state: expected a flat list of numbers", field="state", expected="float[S]", got="non-numeric or nested list")
-        return np.asarray(value, dtype=np.float32)
+        try:
+            return np.asarray(value, dtype=np.float32)
+        except (OverflowError, ValueError):
+            raise WireError(422, "state: number out of float32 range", field="state", expected="float32 values", got="overflow") from None
     raise WireError(422, "state: expected an array", field="state", expected="float32[S]", got=type(value).__name__)
 
 
-def to_observation(raw: Any, cameras: tuple[str, ...] | None = None, *, from_json: bool = False) -> ParsedRequest:
+def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRequest:
     """Map a decoded request (ours or openpi-style, see module doc) to an Observation + controls."""
     if not isinstance(raw, dict):
         raise WireError(422, "request body must be a map/object", field="", expected="object", got=type(raw).__name__)
@@ -224,9 +227,9 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None, *, from_jso
             expected="images/state/prompt/embodiment/seed or observation/<camera>, observation/state",
             got=f"{unknown}",
         )
-    obs: dict[str, Any] = {"images": {c: _as_image(v, f"images.{c}", from_json) for c, v in images.items() if v is not None}}
+    obs: dict[str, Any] = {"images": {c: _as_image(v, f"images.{c}") for c, v in images.items() if v is not None}}
     if state is not None:
-        obs["state"] = _as_state(state, from_json)
+        obs["state"] = _as_state(state)
     if prompt is not None and not isinstance(prompt, str):
         raise WireError(422, "prompt: expected a string", field="prompt", expected="str", got=type(prompt).__name__)
     obs["prompt"] = prompt or ""

@@ -71,9 +71,21 @@ class StandardizedSource:
     def episode_order(self, seed: int | None = None) -> list[int]:
         return self.raw.episode_order(seed)
 
-    def iter_episodes(self, seed: int | None = None, skip: int = 0) -> Iterator[StandardEpisode]:
-        for ep in self.raw.iter_episodes(seed=seed, skip=skip):
-            yield self.mapping.apply(ep, self._spec)
+    def iter_episodes(self, seed: int | None = None, skip: int = 0, keep=None,
+                      with_images: bool = True) -> Iterator[StandardEpisode]:
+        """Standardized episodes in :meth:`episode_order` (see ``RLDSSource.iter_episodes``)."""
+        for ep in self.raw.iter_episodes(seed=seed, skip=skip, keep=keep, decode_images=with_images):
+            out = self.mapping.apply(ep, self._spec, with_images=with_images)
+            out["_index"] = ep["_ref"].index  # type: ignore[typeddict-unknown-key]
+            yield out
+
+    def fingerprint(self) -> str:
+        """Identifies the data itself: the split's shard names, sizes and mtimes."""
+        return self.raw.fingerprint()
+
+    @property
+    def skipped(self) -> int:
+        return getattr(self.raw, "skipped", 0)
 
 
 def _load_mapping(mapping) -> KeyMapping:

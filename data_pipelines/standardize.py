@@ -241,7 +241,7 @@ class KeyMapping:
         return v.decode() if isinstance(v, bytes) else str(v)
 
     def apply(self, ep: Mapping[str, Any], spec: EmbodimentSpec | None = None, file: str = "",
-              episode: Any = None) -> StandardEpisode:
+              episode: Any = None, with_images: bool = True) -> StandardEpisode:
         """Raw episode -> :class:`StandardEpisode`; checks dims against ``spec`` when given."""
         ref = ep.get("_ref")
         if ref is not None:
@@ -262,7 +262,7 @@ class KeyMapping:
                                 episode=episode, field="action")
             actions[:, d] = convert_gripper(actions[:, d], self.gripper_convention)
         images = {}
-        for cam, key in self.cameras.items():
+        for cam, key in self.cameras.items() if with_images else ():
             img = np.asarray(lookup(ep, key, file, episode))
             if img.ndim != 4 or img.shape[0] != T or img.shape[-1] != 3 or img.dtype != np.uint8:
                 raise DataError(f"camera {cam!r} must be uint8[T={T},H,W,3], got {img.dtype}{list(img.shape)}",

@@ -169,6 +169,15 @@ class RLDSSource:
     def __len__(self) -> int:
         return len(self._episode_refs())
 
+    def fingerprint(self) -> str:
+        """Shard files of the selection with sizes and mtimes (changes when the data changes)."""
+        files = sorted({r[0] for r in self._episode_refs()})
+        parts = []
+        for f in files:
+            st = os.stat(f) if os.path.exists(f) else None
+            parts.append(f"{os.path.basename(f)}:{st.st_size if st else -1}:{int(st.st_mtime) if st else -1}")
+        return f"{self.split}|{len(self)}|" + "|".join(parts)
+
     # -- reading -------------------------------------------------------------------------------
     def episode_order(self, seed: int | None = None) -> list[int]:
         """Episode indices in reading order: by shard, shard order shuffled by ``seed`` if given."""
@@ -185,13 +194,35 @@ class RLDSSource:
             by_file.setdefault(f, []).append(i)
         return [i for f in files for i in by_file[f]]
 
-    def iter_episodes(self, seed: int | None = None, skip: int = 0) -> Iterator[dict]:
-        """Yield episodes in :meth:`episode_order`; ``skip`` resumes after that many episodes."""
+    def _skip_image_decoders(self):
+        import tensorflow_datasets as tfds
+
+        def walk(feat):
+            if isinstance(feat, tfds.features.Dataset):
+                sub = walk(feat.feature)
+                return sub
+            if isinstance(feat, tfds.features.FeaturesDict):
+                out = {k: walk(v) for k, v in feat.items()}
+                return {k: v for k, v in out.items() if v is not None} or None
+            if isinstance(feat, tfds.features.Image):
+                return tfds.decode.SkipDecoding()
+            return None
+
+        return walk(self.features)
+
+    def iter_episodes(self, seed: int | None = None, skip: int = 0, keep=None,
+                      decode_images: bool = True) -> Iterator[dict]:
+        """Yield episodes in :meth:`episode_order`; ``skip`` resumes after that many episodes.
+
+        ``keep(position) -> bool`` selects positions of the order (e.g. one data-loader worker's
+        share) without decoding the others; ``decode_images=False`` leaves images as encoded bytes.
+        """
         import tensorflow as tf
 
         refs = self._episode_refs()
-        order = self.episode_order(seed)[skip:]
+        order = [o for p, o in enumerate(self.episode_order(seed)) if p >= skip and (keep is None or keep(p))]
         features = self.features
+        decoders = None if decode_images else self._skip_image_decoders()
         i = 0
         while i < len(order):
             file = refs[order[i]][0]
@@ -227,7 +258,7 @@ class RLDSSource:
                 g = wanted[record]
                 done.add(record)
                 try:
-                    ex = features.deserialize_example_np(raw.numpy())
+                    ex = features.deserialize_example_np(raw.numpy(), decoders=decoders)
                     ep = _to_numpy({k: v for k, v in ex.items() if k != "steps"})
                     ep["steps"] = _stack_steps(ex["steps"]) if "steps" in ex else {}
                 except Exception as e:  # noqa: BLE001

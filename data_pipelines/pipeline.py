@@ -1,0 +1,251 @@
+"""The full pipeline: sources -> standardize -> normalize -> chunk -> images -> ``TrainingSample`` s.
+
+Weighted mixtures of datasets (each with its own embodiment and stats), deterministic given the
+seed, and resumable: :meth:`Pipeline.state_dict` is a small JSON-able position (epoch, episode
+pointer, open episodes with how many of their steps were served, RNG state) that
+:meth:`Pipeline.load_state_dict` restores exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from data_pipelines.errors import DataError
+from data_pipelines.stats import NormConfig, spec_with_stats
+from data_pipelines.transforms import AugmentConfig, Chunk, ImageTransform, Normalize
+from vla.types import EmbodimentSpec, TrainingSample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset of a mixture: a TFDS/LeRobot directory (or name under ``data_dir``)."""
+
+    path: str
+    name: str | None = None  # registry name if the directory's own name is not the registered one
+    mapping: str | None = None  # JSON/YAML key mapping for unregistered data
+    split: str = "train"
+    weight: float = 1.0
+    data_dir: str | None = None
+    cameras: tuple[str, ...] | None = None  # keep only these standardized cameras, in this order
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    datasets: tuple[DatasetConfig, ...]
+    horizon: int = 16  # action chunk length (the model's action_horizon)
+    history: int = 1  # observation (state) history length; >1 adds ``state_history``
+    image_size: tuple[int, int] | None = (224, 224)  # None keeps the source size
+    image_mode: str = "resize"
+    train: bool = True  # shuffling + augmentation + endless epochs
+    augment: AugmentConfig = AugmentConfig()
+    norm: NormConfig = NormConfig()
+    seed: int = 0
+    buffer_episodes: int = 4  # episodes open at once per dataset (samples interleave across them)
+    on_error: str = "raise"  # or "skip": unreadable episodes are skipped, counted and logged
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError("PipelineConfig needs at least one dataset")
+        if any(d.weight <= 0 for d in self.datasets):
+            raise ValueError(f"dataset weights must be > 0; got {[d.weight for d in self.datasets]}")
+
+    def replace(self, **kw) -> "PipelineConfig":
+        return dataclasses.replace(self, **kw)
+
+
+def open_source(dc: DatasetConfig, on_error: str = "raise"):
+    from data_pipelines.sources import open_dataset
+
+    return open_dataset(dc.path, name=dc.name, mapping=dc.mapping, split=dc.split, data_dir=dc.data_dir,
+                        on_error=on_error)
+
+
+@dataclass
+class _Open:
+    pos: int
+    consumed: int
+    ep: dict = field(repr=False)
+    perm: np.ndarray = field(repr=False)
+
+
+class EpisodeStream:
+    """Samples of one dataset: a buffer of open episodes, steps drawn from them at random (train)."""
+
+    def __init__(self, source, spec: EmbodimentSpec, cfg: PipelineConfig, index: int, worker: tuple[int, int] = (0, 1)):
+        self.source, self.spec, self.cfg, self.index = source, spec, cfg, index
+        self.worker_id, self.num_workers = worker
+        self.normalize = Normalize(spec)
+        self.chunk = Chunk(cfg.horizon, cfg.history)
+        self.images = ImageTransform(cfg.image_size, cfg.train, cfg.augment, cfg.image_mode) if cfg.image_size else None
+        self.epoch = 0
+        self.next_pos = 0
+        self.open: list[_Open] = []
+        self.rng = np.random.default_rng([cfg.seed, index, self.worker_id, 1])
+        self._it: Iterator | None = None
+        self._inverse: dict[int, int] = {}
+        self.exhausted = False
+
+    # -- episode reading ------------------------------------------------------------------
+    def _order_seed(self) -> int | None:
+        return self.cfg.seed * 100003 + self.epoch if self.cfg.train else None
+
+    def _keep(self, pos: int) -> bool:
+        return pos % self.num_workers == self.worker_id
+
+    def _start_epoch_iter(self, skip: int, keep=None) -> Iterator:
+        seed = self._order_seed()
+        order = self.source.episode_order(seed)
+        self._inverse = {ep_idx: p for p, ep_idx in enumerate(order)}
+        return self.source.iter_episodes(seed=seed, skip=skip, keep=keep or self._keep)
+
+    def _open_episode(self, pos: int, ep: dict, consumed: int = 0) -> _Open:
+        ep = self.normalize.inputs(ep)
+        T = ep["actions"].shape[0]
+        if self.cfg.train:
+            perm = np.random.default_rng([self.cfg.seed, self.index, self.epoch, pos, 2]).permutation(T)
+        else:
+            perm = np.arange(T)
+        return _Open(pos, consumed, ep, perm)
+
+    def _fill(self) -> None:
+        while len(self.open) < max(1, self.cfg.buffer_episodes if self.cfg.train else 1):
+            if self._it is None:
+                self._it = self._start_epoch_iter(self.next_pos)
+            ep = next(self._it, None)
+            if ep is None:
+                if self.open:
+                    return
+                if not self.cfg.train:
+                    self.exhausted = True
+                    return
+                if self.next_pos == 0:
+                    raise DataError(f"no readable episodes for worker {self.worker_id}/{self.num_workers}",
+                                    file=str(self.source.dir))
+                self.epoch += 1
+                self.next_pos = 0
+                self._it = None
+                continue
+            pos = self._inverse[ep.pop("_index")]
+            self.next_pos = pos + 1
+            self.open.append(self._open_episode(pos, ep))
+
+    # -- samples --------------------------------------------------------------------------
+    def next_sample(self) -> TrainingSample | None:
+        self._fill()
+        if not self.open:
+            return None
+        i = int(self.rng.integers(len(self.open))) if self.cfg.train else 0
+        o = self.open[i]
+        t = int(o.perm[o.consumed])
+        o.consumed += 1
+        if o.consumed >= len(o.perm):
+            self.open.pop(i)
+        return self._make_sample(o, t)
+
+    def _make_sample(self, o: _Open, t: int) -> TrainingSample:
+        ep = o.ep
+        actions, pad = self.chunk.actions_at(ep["actions"], t)
+        rng = np.random.default_rng([self.cfg.seed, self.index, self.epoch, o.pos, t, 3]) if self.cfg.train else None
+        images = {}
+        for cam, frames in ep["images"].items():
+            if cam not in self.spec.cameras:
+                continue
+            img = frames[t]
+            images[cam] = self.images(img, rng) if self.images else img
+        sample: dict[str, Any] = {
+            "images": images, "state": ep["state"][t].astype(np.float32), "prompt": ep["prompt"],
+            "actions": actions, "action_pad": pad, "embodiment": self.spec.name,
+        }
+        if self.cfg.history > 1:
+            sample["state_history"], sample["state_history_pad"] = self.chunk.state_history(ep["state"], t)
+        return sample  # type: ignore[return-value]
+
+    # -- position -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "next_pos": self.next_pos, "exhausted": self.exhausted,
+                "open": [[o.pos, o.consumed] for o in self.open], "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.next_pos = int(state["epoch"]), int(state["next_pos"])
+        self.exhausted = bool(state.get("exhausted", False))
+        self.rng.bit_generator.state = state["rng"]
+        wanted = {int(p): int(c) for p, c in state["open"]}
+        self.open = []
+        if wanted:
+            it = self._start_epoch_iter(min(wanted), keep=lambda p: p in wanted)
+            by_pos = {}
+            for ep in it:
+                pos = self._inverse[ep.pop("_index")]
+                by_pos[pos] = self._open_episode(pos, ep, wanted[pos])
+            self.open = [by_pos[int(p)] for p, _ in state["open"]]
+        self._it = None
+
+
+class Pipeline:
+    """Iterate ``TrainingSample`` s from a (weighted) mixture of datasets."""
+
+    def __init__(self, cfg: PipelineConfig, worker: tuple[int, int] = (0, 1), progress: bool = True):
+        self.cfg = cfg
+        self.sources = [open_source(dc, cfg.on_error) for dc in cfg.datasets]
+        self.specs: list[EmbodimentSpec] = []
+        for dc, src in zip(cfg.datasets, self.sources):
+            spec = spec_with_stats(src, cfg.norm, progress=progress)
+            if dc.cameras:
+                missing = [c for c in dc.cameras if c not in spec.cameras]
+                if missing:
+                    raise ValueError(f"{dc.path}: cameras {missing} not in embodiment {spec.name!r} "
+                                     f"(it has {list(spec.cameras)})")
+                spec = dataclasses.replace(spec, cameras=tuple(dc.cameras))
+            self.specs.append(spec)
+        seen: dict[str, EmbodimentSpec] = {}
+        for dc, spec in zip(cfg.datasets, self.specs):
+            if spec.name in seen and seen[spec.name] != spec:
+                raise ValueError(f"{dc.path}: embodiment name {spec.name!r} is used by two datasets with different "
+                                 "stats/specs; give one a key mapping with another name")
+            seen[spec.name] = spec
+        self.streams = [EpisodeStream(s, sp, cfg, i, worker) for i, (s, sp) in enumerate(zip(self.sources, self.specs))]
+        w = np.array([d.weight for d in cfg.datasets], np.float64)
+        self.weights = w / w.sum()
+        self.rng = np.random.default_rng([cfg.seed, worker[0], 0])
+        self.count = 0
+
+    @property
+    def embodiments(self) -> dict[str, EmbodimentSpec]:
+        """Embodiment specs with norm stats, by name (what the policy needs)."""
+        return {s.name: s for s in self.specs}
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.sources)
+
+    def __iter__(self) -> Iterator[TrainingSample]:
+        while True:
+            live = [i for i, s in enumerate(self.streams) if not s.exhausted]
+            if not live:
+                return
+            p = self.weights[live] / self.weights[live].sum()
+            i = live[int(self.rng.choice(len(live), p=p))] if len(live) > 1 else live[0]
+            sample = self.streams[i].next_sample()
+            if sample is None:
+                continue
+            self.count += 1
+            yield sample
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "rng": self.rng.bit_generator.state,
+                "streams": [s.state_dict() for s in self.streams]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["streams"]) != len(self.streams):
+            raise ValueError(f"state has {len(state['streams'])} dataset streams, pipeline has {len(self.streams)}")
+        self.count = int(state["count"])
+        self.rng.bit_generator.state = state["rng"]
+        for s, st in zip(self.streams, state["streams"]):
+            s.load_state_dict(st)

@@ -1,0 +1,78 @@
+"""Torch side: an ``IterableDataset`` over :class:`Pipeline` and a DataLoader with workers/prefetch.
+
+Each worker reads its own share of episodes (positions ``p % num_workers == worker_id``) with its
+own seed stream, so no two workers serve the same episode. Batches are lists of ``TrainingSample``
+(pass them to ``policy.collate``), or collated in the worker when ``collate_fn`` is given.
+Every sample carries ``_worker`` and ``_position`` (that worker's pipeline state after it); keep the
+latest per worker (:class:`PositionTracker`) to resume exactly with the same ``num_workers``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import torch.utils.data as tud
+
+from data_pipelines.pipeline import Pipeline, PipelineConfig
+
+
+class VLAIterableDataset:
+    """Factory-built in each worker; ``state`` maps worker id -> pipeline position to resume from."""
+
+    def __init__(self, cfg: PipelineConfig, state: dict[int, dict] | None = None):
+        self.cfg = cfg
+        self.state = {int(k): v for k, v in (state or {}).items()}
+        main = Pipeline(cfg)  # computes/caches norm stats once, in the main process
+        self.embodiments = main.embodiments
+        self._ds = _TorchIterable(cfg, self.state)
+
+    @property
+    def dataset(self):
+        return self._ds
+
+    def dataloader(self, batch_size: int, num_workers: int = 2, prefetch_factor: int = 4,
+                   collate_fn: Callable[[list], Any] | None = None, pin_memory: bool = False):
+        """A ``torch.utils.data.DataLoader`` yielding batches of ``batch_size`` samples."""
+        from torch.utils.data import DataLoader
+
+        kw: dict[str, Any] = {}
+        if num_workers > 0:
+            kw.update(prefetch_factor=prefetch_factor, persistent_workers=True)
+        return DataLoader(self._ds, batch_size=batch_size, num_workers=num_workers,
+                          collate_fn=collate_fn or _as_list, pin_memory=pin_memory, **kw)
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+class _TorchIterable(tud.IterableDataset):
+    def __init__(self, cfg: PipelineConfig, state: dict[int, dict]):
+        super().__init__()
+        self.cfg, self.state = cfg, state
+
+    def __iter__(self) -> Iterator[dict]:
+        info = tud.get_worker_info()
+        wid, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        pipe = Pipeline(self.cfg, worker=(wid, n), progress=False)
+        if wid in self.state:
+            pipe.load_state_dict(self.state[wid])
+        for sample in pipe:
+            sample["_worker"] = wid  # type: ignore[typeddict-unknown-key]
+            sample["_position"] = pipe.state_dict()  # type: ignore[typeddict-unknown-key]
+            yield sample
+
+
+class PositionTracker:
+    """Remembers the latest position of each worker from consumed batches (for checkpoints)."""
+
+    def __init__(self) -> None:
+        self.positions: dict[int, dict] = {}
+
+    def update(self, batch: list) -> None:
+        for s in batch:
+            if isinstance(s, dict) and "_position" in s:
+                self.positions[int(s["_worker"])] = s["_position"]
+
+    def state_dict(self) -> dict[int, dict]:
+        return dict(self.positions)

@@ -60,7 +60,10 @@ def cache_key(source, config: NormConfig) -> str:
 
 
 def _writable(d: Path) -> bool:
+    """Writable and not marked read-only (no write bit: honoured even for root)."""
     try:
+        if not d.stat().st_mode & 0o222:
+            return False
         with tempfile.NamedTemporaryFile(dir=d, prefix=".vla_write_test"):
             return True
     except OSError:

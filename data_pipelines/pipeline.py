@@ -41,6 +41,7 @@ class PipelineConfig:
     datasets: tuple[DatasetConfig, ...]
     horizon: int = 16  # action chunk length (the model's action_horizon)
     history: int = 1  # observation (state) history length; >1 adds ``state_history``
+    action_delta_timestamps: tuple[float, ...] | None = None  # LeRobot-style chunk times (s); sets horizon
     image_size: tuple[int, int] | None = (224, 224)  # None keeps the source size
     image_mode: str = "resize"
     train: bool = True  # shuffling + augmentation + endless epochs
@@ -82,7 +83,13 @@ class EpisodeStream:
         self.source, self.spec, self.cfg, self.index = source, spec, cfg, index
         self.worker_id, self.num_workers = worker
         self.normalize = Normalize(spec)
-        self.chunk = Chunk(cfg.horizon, cfg.history)
+        offsets = None
+        if cfg.action_delta_timestamps is not None:
+            from data_pipelines.lerobot import delta_timestamps_to_offsets
+
+            fps = float(getattr(source.raw, "fps", 0.0) or spec.control_hz)
+            offsets = tuple(int(o) for o in delta_timestamps_to_offsets(cfg.action_delta_timestamps, fps))
+        self.chunk = Chunk(len(offsets) if offsets else cfg.horizon, cfg.history, offsets)
         self.images = ImageTransform(cfg.image_size, cfg.train, cfg.augment, cfg.image_mode) if cfg.image_size else None
         self.epoch = 0
         self.next_pos = 0

@@ -34,20 +34,26 @@ class Normalize:
 @dataclass(frozen=True)
 class Chunk:
     """Future ``horizon`` actions from step t, padded past the episode end with the last action and a
-    pad mask; optional observation ``history`` of states (padded at the start by repeating the first)."""
+    pad mask; optional observation ``history`` of states (padded at the start by repeating the first).
+
+    ``offsets`` (frame offsets, e.g. from LeRobot ``delta_timestamps`` x fps) replace ``0..horizon-1``.
+    """
 
     horizon: int
     history: int = 1
+    offsets: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.horizon <= 0 or self.history <= 0:
             raise ValueError(f"Chunk: horizon and history must be > 0; got {self.horizon}, {self.history}")
+        if self.offsets is not None and len(self.offsets) != self.horizon:
+            raise ValueError(f"Chunk: {len(self.offsets)} offsets for horizon {self.horizon}")
 
     def actions_at(self, actions: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
         T = actions.shape[0]
-        idx = np.arange(t, t + self.horizon)
-        pad = idx >= T
-        return actions[np.minimum(idx, T - 1)].astype(np.float32), pad
+        idx = t + (np.asarray(self.offsets) if self.offsets is not None else np.arange(self.horizon))
+        pad = (idx >= T) | (idx < 0)
+        return actions[np.clip(idx, 0, T - 1)].astype(np.float32), pad
 
     def state_history(self, state: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(t - self.history + 1, t + 1)

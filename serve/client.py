@@ -159,7 +159,7 @@ class RemotePolicy:
                 body = _json_or_text(resp)
                 raise RemotePolicyError(f"{method} {path}: HTTP {resp.status_code}: {body}", resp.status_code, body)
             return resp
-        raise RemotePolicyError(f"{method} {self.url}{path}: failed after {self.retries + 1} attempts: {err}") from err
+        raise RemotePolicyError(f"{method} {self.url}{path}: failed after {self.retries + 1} attempts: {type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -44,10 +44,22 @@ def _uvicorn_config(policy: Policy, cfg: ServeConfig):
 
 
 def serve_forever(policy: Policy, cfg: ServeConfig) -> None:
-    """Blocking; SIGINT/SIGTERM stop taking connections, finish in-flight requests, then exit."""
+    """Blocking; SIGINT/SIGTERM stop taking connections, finish in-flight requests, then return."""
+    import signal
+
     import uvicorn
 
-    uvicorn.Server(_uvicorn_config(policy, cfg)).run()
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # graceful stop, then a normal return (uvicorn would re-raise the signal)
+            old = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+    _Server(_uvicorn_config(policy, cfg)).run()
 
 
 @dataclass

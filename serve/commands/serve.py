@@ -63,4 +63,5 @@ def main(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     serve_forever(policy, cfg)
+    print("vla serve: stopped", flush=True)
     return 0

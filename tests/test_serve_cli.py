@@ -1,0 +1,97 @@
+"""`vla serve --checkpoint DIR` as a real process: serves, matches local predict, stops on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from serve.testing import toy_embodiments, toy_observation
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _vla(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vla.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from vla.config import tiny_config
+    from vla.policy import VLAPolicy
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0).save_pretrained(path)
+    return path
+
+
+def _wait_up(proc: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not come up"
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_vla_serve_checkpoint(checkpoint):
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    from vla.policy import VLAPolicy
+
+    port = _free_port()
+    proc = _vla("serve", "--checkpoint", str(checkpoint), "--port", str(port), "--api-key", "k", "--max-batch", "4", "--max-wait-ms", "2", "--log-level", "warning")
+    try:
+        _wait_up(proc, port)
+        obs = toy_observation(toy_embodiments()[0], np.random.default_rng(5), size=40)
+        client = WebsocketClientPolicy("127.0.0.1", port, api_key="k")
+        got = client.infer({**obs, "seed": 9})["actions"]
+        client._ws.close()
+        local = VLAPolicy.from_pretrained(checkpoint).predict([obs], seed=9)[0]
+        np.testing.assert_allclose(got, local, atol=1e-4)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/metadata").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "embodiments=['toy_arm', 'toy_joint']" in out and "vla serve: stopped" in out
+
+
+def test_vla_serve_toy_stops_on_sigint_after_in_flight_work():
+    from serve import wire
+
+    port = _free_port()
+    proc = _vla("serve", "--toy", "--port", str(port), "--log-level", "warning")
+    try:
+        _wait_up(proc, port)
+        obs = toy_observation(toy_embodiments()[0], np.random.default_rng(5), size=40)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/act", content=wire.packb(obs), headers={"Content-Type": wire.MSGPACK})
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "vla serve: stopped" in out, out
+
+
+def test_vla_serve_bad_checkpoint(tmp_path):
+    proc = _vla("serve", "--checkpoint", str(tmp_path / "missing"))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "not a directory" in out
+    proc = _vla("serve", "--checkpoint", str(tmp_path))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "config.json" in out

@@ -1,0 +1,231 @@
+"""Simulated tasks behind one wrapper that speaks the shared Observation vocabulary.
+
+``make_env("Lift", image_size=96)`` returns a :class:`RobosuiteEnv` whose ``reset(seed)`` /
+``step(action)`` / ``observe(render=...)`` produce ``Observation`` dicts (upright images keyed by
+the embodiment's camera names, float32 state, the task instruction). Rendering only happens
+when asked (``observe(render=True)``), so rollouts render only when the policy is queried.
+Meta-World tasks live in :mod:`sim_eval.metaworld_env` behind the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from vla.types import EmbodimentSpec, Observation
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task of a suite: its env name, instruction, episode limit and embodiment."""
+
+    name: str
+    suite: str  # "robosuite" | "metaworld"
+    instruction: str
+    max_steps: int
+    env_name: str
+    embodiment: str
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+    paraphrases: tuple[str, ...] = ()
+
+
+ROBOSUITE_TASKS: dict[str, TaskInfo] = {
+    "Lift": TaskInfo(
+        "Lift", "robosuite", "pick up the red cube", 200, "Lift", "robosuite_panda",
+        paraphrases=("lift the red block", "grab the red cube and raise it", "raise the small red box off the table",
+                     "pick the red block up"),
+    ),
+    "Stack": TaskInfo(
+        "Stack", "robosuite", "stack the red cube on top of the green cube", 300, "Stack", "robosuite_panda",
+        paraphrases=("put the red block on the green block", "place the red cube onto the green one",
+                     "set the red box on top of the green box", "stack red on green"),
+    ),
+    "PickPlaceCan": TaskInfo(
+        "PickPlaceCan", "robosuite", "put the can in the bin on the right", 400, "PickPlaceCan", "robosuite_panda",
+        paraphrases=("move the coke can into the right bin", "pick up the can and drop it in the right container",
+                     "place the soda can in the right-hand bin", "transfer the can to the other bin"),
+    ),
+    "Door": TaskInfo(
+        "Door", "robosuite", "open the door", 300, "Door", "robosuite_panda",
+        paraphrases=("pull the door open", "turn the handle and open the door", "swing the door open",
+                     "unlatch and open the door"),
+    ),
+}
+
+
+def robosuite_panda_spec(image_size: int = 96) -> EmbodimentSpec:
+    """Panda arm, OSC_POSE delta control (+gripper), agentview + wrist cameras."""
+    return EmbodimentSpec(
+        name="robosuite_panda",
+        cameras=("agentview", "wrist"),
+        state_dim=9,
+        action_dim=7,
+        action_space="eef_delta_pos3_rot3_gripper1",
+        state_space="eef_pos3_quat4_gripper_qpos2",
+        action_is_delta=(True,) * 6 + (False,),
+        gripper_dims=(6,),
+        control_hz=20.0,
+        execute_horizon=8,
+        image_size=(image_size, image_size),
+        description="robosuite 1.5 Panda, OSC_POSE delta in base frame: dpos (x0.05 m), drot axis-angle "
+        "(x0.5 rad), gripper -1 open / +1 close; images upright.",
+    )
+
+
+# robosuite camera name per embodiment camera
+_CAMERA_MAP = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
+
+
+def _controller_config():
+    from robosuite.controllers import load_composite_controller_config
+
+    return load_composite_controller_config(controller="BASIC", robot="Panda")
+
+
+class RobosuiteEnv:
+    """A robosuite task with model edits (factors), explicit rendering and Observation output."""
+
+    def __init__(
+        self,
+        task: str,
+        image_size: int = 96,
+        cameras: Sequence[str] | None = None,
+        factors: Sequence[Any] = (),
+        seed: int = 0,
+    ):
+        import logging
+
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+        import robosuite as suite
+
+        if task not in ROBOSUITE_TASKS:
+            raise ValueError(f"unknown robosuite task {task!r}; choose from {sorted(ROBOSUITE_TASKS)}")
+        self.task = ROBOSUITE_TASKS[task]
+        self.image_size = int(image_size)
+        self.spec = robosuite_panda_spec(self.image_size)
+        self.cameras = tuple(cameras) if cameras is not None else self.spec.cameras
+        for c in self.cameras:
+            if c not in _CAMERA_MAP:
+                raise ValueError(f"unknown camera {c!r}; choose from {sorted(_CAMERA_MAP)}")
+        self.max_steps = self.task.max_steps
+        self.env = suite.make(
+            self.task.env_name,
+            robots="Panda",
+            controller_configs=_controller_config(),
+            has_renderer=False,
+            has_offscreen_renderer=True,
+            use_camera_obs=False,
+            use_object_obs=True,
+            reward_shaping=False,
+            control_freq=20,
+            horizon=10_000,  # we enforce max_steps ourselves
+            ignore_done=True,
+            hard_reset=False,
+            seed=seed,
+            **dict(self.task.env_kwargs),
+        )
+        from sim_eval.factors import FactorSet
+
+        self.factors = FactorSet(factors)
+        self.factors.prepare(self)  # may recompile the scene once (e.g. to add distractors)
+        self.instruction = self.task.instruction
+        self._obs: dict[str, np.ndarray] = {}
+        self._t = 0
+
+    # -- episode ------------------------------------------------------------------------------
+    @property
+    def sim(self):
+        return self.env.sim
+
+    def reset(self, seed: int, render: bool = True) -> Observation:
+        """Start the episode fully determined by ``seed`` (and the factors' own seeds)."""
+        self.env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self._obs = self.env.reset()
+        self.instruction = self.task.instruction
+        self.factors.apply(self, seed)
+        self.sim.forward()
+        self._obs = self.env._get_observations(force_update=True)
+        self._t = 0
+        return self.observe(render=render)
+
+    def step(self, action: np.ndarray) -> tuple[bool, bool]:
+        """Apply one 7-D action; return (done, success). ``done`` = success or step limit."""
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (7,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"{self.task.name}: action must be 7 finite floats, got shape {a.shape}: {a}")
+        self._obs, _, _, _ = self.env.step(np.clip(a, -1.0, 1.0))
+        self._t += 1
+        success = self.success()
+        return success or self._t >= self.max_steps, success
+
+    def success(self) -> bool:
+        return bool(self.env._check_success())
+
+    @property
+    def t(self) -> int:
+        return self._t
+
+    # -- observations -------------------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        o = self._obs
+        return np.concatenate([o["robot0_eef_pos"], o["robot0_eef_quat"], o["robot0_gripper_qpos"]]).astype(np.float32)
+
+    def render(self, camera: str, size: int | None = None) -> np.ndarray:
+        """Upright uint8[H, W, 3] image of one embodiment camera."""
+        s = size or self.image_size
+        img = self.sim.render(width=s, height=s, camera_name=_CAMERA_MAP[camera])
+        return np.ascontiguousarray(img[::-1])
+
+    def observe(self, render: bool = True) -> Observation:
+        images = {c: self.render(c) for c in self.cameras} if render else {}
+        return {"images": images, "state": self.state(), "prompt": self.instruction}
+
+    def raw(self) -> dict[str, np.ndarray]:
+        """Privileged simulator observations (object poses) for scripted experts."""
+        return self._obs
+
+    def close(self) -> None:
+        try:
+            self.env.close()
+        except Exception:  # noqa: BLE001 - closing a half-built renderer must not mask the real error
+            pass
+
+
+def task_info(task: str) -> TaskInfo:
+    if task in ROBOSUITE_TASKS:
+        return ROBOSUITE_TASKS[task]
+    from sim_eval.metaworld_env import METAWORLD_TASKS
+
+    if task in METAWORLD_TASKS:
+        return METAWORLD_TASKS[task]
+    raise ValueError(f"unknown task {task!r}; robosuite: {sorted(ROBOSUITE_TASKS)}, metaworld: MT10 names (e.g. reach-v3)")
+
+
+def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = None, factors: Sequence[Any] = (), seed: int = 0):
+    """Build the env for a task name (robosuite or Meta-World)."""
+    info = task_info(task)
+    if info.suite == "robosuite":
+        return RobosuiteEnv(task, image_size=image_size, cameras=cameras, factors=factors, seed=seed)
+    from sim_eval.metaworld_env import MetaWorldEnv
+
+    return MetaWorldEnv(task, image_size=image_size, cameras=cameras, factors=factors, seed=seed)
+
+
+SUITES: dict[str, tuple[str, ...]] = {
+    "robosuite": tuple(ROBOSUITE_TASKS),
+}
+
+
+def suite_tasks(suite: str) -> tuple[str, ...]:
+    if suite == "mt10":
+        from sim_eval.metaworld_env import METAWORLD_TASKS
+
+        return tuple(METAWORLD_TASKS)
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose from {sorted(SUITES) + ['mt10']}")
+    return SUITES[suite]

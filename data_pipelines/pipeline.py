@@ -95,6 +95,9 @@ class EpisodeStream:
         self.next_pos = 0
         self.open: list[_Open] = []
         self.rng = np.random.default_rng([cfg.seed, index, self.worker_id, 1])
+        if len(source) < self.num_workers:
+            log.warning("%s has %d episodes for %d data-loader workers: each worker reads all of them",
+                        source.dir, len(source), self.num_workers)
         self._it: Iterator | None = None
         self._inverse: dict[int, int] = {}
         self.exhausted = False
@@ -104,6 +107,8 @@ class EpisodeStream:
         return self.cfg.seed * 100003 + self.epoch if self.cfg.train else None
 
     def _keep(self, pos: int) -> bool:
+        if len(self.source) < self.num_workers:  # too few episodes to split: every worker reads all
+            return True
         return pos % self.num_workers == self.worker_id
 
     def _start_epoch_iter(self, skip: int, keep=None) -> Iterator:

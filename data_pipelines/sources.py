@@ -14,9 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
-from data_pipelines.errors import DataError, UnknownDatasetError
+from data_pipelines.errors import UnknownDatasetError
 from data_pipelines.standardize import KeyMapping, StandardEpisode
 from vla.types import EmbodimentSpec
 
@@ -133,12 +131,3 @@ def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=No
                                   f"registered: {oxe.known_datasets()}; pass a key mapping file (JSON/YAML) "
                                   "for other data", file=str(raw.dir)) from e
     return StandardizedSource(raw, entry.mapping, entry.spec, f"{key_base}:oxe:{entry.name}")
-
-
-def check_images(ep: StandardEpisode, min_size: int = 8) -> None:
-    for cam, img in ep["images"].items():
-        if img.shape[1] < min_size or img.shape[2] < min_size:
-            raise DataError(f"image too small {list(img.shape)}", episode=ep["episode_id"], field=cam)
-
-
-__all__ = ["open_dataset", "StandardizedSource", "writer_mapping", "check_images", "np"]

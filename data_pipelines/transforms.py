@@ -114,7 +114,7 @@ class ImageTransform:
                 hsv = np.asarray(im.convert("HSV")).copy()
                 hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(rng.uniform(-a.hue, a.hue) * 255)) % 256
                 im = Image.fromarray(hsv, "HSV").convert("RGB")
-            return np.asarray(im)
+            return np.array(im)
         if self.mode == "pad":
             H, W = img.shape[:2]
             s = min(h / H, w / W)
@@ -125,4 +125,4 @@ class ImageTransform:
             return canvas
         if img.shape[:2] == (h, w):
             return img
-        return np.asarray(im.resize((w, h), Image.BILINEAR))
+        return np.array(im.resize((w, h), Image.BILINEAR))

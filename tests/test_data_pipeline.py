@@ -176,6 +176,7 @@ def test_camera_subset_and_unknown_camera(data):
         Pipeline(_cfg(data, datasets=(DatasetConfig(str(data["arm"]), cameras=("top",)),)), progress=False)
 
 
+@pytest.mark.slow  # ~10 s alone (loads the tiny policy); ~30 s on a busy 2-core machine
 def test_torch_dataloader_feeds_policy_collate(data):
     from data_pipelines.torch_data import PositionTracker, VLAIterableDataset
     from vla.config import tiny_config

@@ -37,7 +37,7 @@ def make_episodes(n=5, seed=0, hw=16):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     eps = make_episodes()
-    root = write_rlds(eps, tmp_path_factory.mktemp("rlds"), "sim_lift", SPEC, image_encoding="png", episodes_per_shard=2)
+    root = write_rlds(eps, tmp_path_factory.mktemp("rlds"), "sim_lift", SPEC, episodes_per_shard=2)  # default: png
     return eps, root
 
 
@@ -103,7 +103,7 @@ def test_seeded_order_and_resume(written):
 
 def test_multiple_splits_and_jpeg(tmp_path):
     eps = make_episodes(4, hw=32)
-    root = write_rlds({"train": eps[:3], "val": eps[3:]}, tmp_path, "two_split", SPEC)
+    root = write_rlds({"train": eps[:3], "val": eps[3:]}, tmp_path, "two_split", SPEC, image_encoding="jpeg")
     assert len(RLDSSource(root, "train")) == 3 and len(RLDSSource(root, "val")) == 1
     ep = next(RLDSSource(root, "val").iter_episodes())
     got, want = ep["steps"]["observation"]["wrist"], eps[3]["steps"]["observation"]["wrist"]

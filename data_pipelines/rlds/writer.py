@@ -7,6 +7,9 @@ OpenVLA/Octo-style loaders (``tfds.builder(name, data_dir=...)``). Layout writte
         dataset_info.json  features.json  vla_embodiment.json
         <dataset_name>-<split>.tfrecord-00000-of-000NN ...
 
+Read it back with ``RLDSSource(path)`` / ``open_dataset(path)`` here, or elsewhere with
+``tfds.builder_from_directory(path)`` or ``tfds.builder(dataset_name, data_dir=out_dir)``.
+
 Per step: ``observation/<camera>`` (uint8 image), ``observation/state`` (float32[S]), ``action``
 (float32[A]), ``language_instruction`` (text), ``reward``, ``discount``, ``is_first``, ``is_last``,
 ``is_terminal``; per episode: ``episode_metadata`` (``file_path``, ``episode_id`` and any extra
@@ -42,7 +45,7 @@ def _meta_leaf(name: str, value: Any) -> dict:
     raise DataError(f"episode metadata values must be str/int/float/bool; got {type(value).__name__}", field=name)
 
 
-def episode_feature_spec(first: Mapping[str, Any], spec: EmbodimentSpec, image_encoding: str = "jpeg") -> dict:
+def episode_feature_spec(first: Mapping[str, Any], spec: EmbodimentSpec, image_encoding: str = "png") -> dict:
     """The feature spec (see :mod:`features`) of the episodes written for ``spec``."""
     obs = first["steps"]["observation"]
     obs_spec: dict[str, Any] = {}
@@ -157,7 +160,7 @@ def write_rlds(
     *,
     split: str = "train",
     version: str = "1.0.0",
-    image_encoding: str = "jpeg",
+    image_encoding: str = "png",
     episodes_per_shard: int = 64,
     description: str = "",
     overwrite: bool = False,
@@ -176,7 +179,8 @@ def write_rlds(
                   },
          "metadata": {"episode_id": str|int, "file_path": str, ...extra str/int/float/bool...}}  # optional
 
-    Images are stored ``image_encoding`` ('jpeg' is lossy and small; 'png' is lossless). The
+    Images are stored ``image_encoding`` ('png', the default, is lossless: the data reads back
+    bit-identical; 'jpeg' is lossy, smaller and faster to decode, as most OXE datasets). The
     embodiment spec is saved as ``vla_embodiment.json`` beside the data so readers can standardize
     it without a registry entry. Raises :class:`DataError` naming the episode and field on bad input.
     """

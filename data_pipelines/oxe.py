@@ -1,8 +1,9 @@
 """Registry of Open X-Embodiment datasets: published feature specs, key mappings, embodiments.
 
 Feature specs are transcribed from each dataset's TFDS catalog page
-(``https://www.tensorflow.org/datasets/catalog/<name>``, "Feature structure"); the Octo/OpenVLA
-``bridge_dataset`` layout from its ``features.json``. Standardized vocabulary: cameras ``primary``
+(``https://www.tensorflow.org/datasets/catalog/<name>``, "Feature structure") and checked against the
+datasets' ``features.json`` (image encodings: jpeg where published as jpeg, else the TFDS default
+png); the Octo/OpenVLA ``bridge_dataset`` layout from its ``features.json``. Standardized vocabulary: cameras ``primary``
 (third person), ``secondary``/``tertiary`` (more third-person views), ``wrist``; actions keep each
 robot's own dims with the gripper made uniform (``[0, 1]``, 1 = open); state is the robot's own
 proprioception (listed per entry).
@@ -34,7 +35,7 @@ FEATURES: dict[str, dict] = {
         "observation": {
             "base_pose_tool_reached": tensor((7,)), "gripper_closed": tensor((1,)),
             "gripper_closedness_commanded": tensor((1,)), "height_to_bottom": tensor((1,)),
-            "image": image(256, 320), **_NL, "orientation_box": tensor((2, 3)), "orientation_start": tensor((4,)),
+            "image": image(256, 320, encoding="jpeg"), **_NL, "orientation_box": tensor((2, 3)), "orientation_start": tensor((4,)),
             "robot_orientation_positions_box": tensor((3, 3)), "rotation_delta_to_go": tensor((3,)),
             "src_rotation": tensor((4,)), "vector_to_go": tensor((3,)), "workspace_bounds": tensor((3, 3)),
         },
@@ -97,20 +98,22 @@ FEATURES: dict[str, dict] = {
     "kuka": {"success": scalar("bool"), "steps": steps({
         "action": _RT1_ACTION,
         "observation": {"clip_function_input": {"base_pose_tool_reached": tensor((7,)), "workspace_bounds": tensor((3, 3))},
-                        "gripper_closed": tensor((1,)), "height_to_bottom": tensor((1,)), "image": image(512, 640),
+                        "gripper_closed": tensor((1,)), "height_to_bottom": tensor((1,)), "image": image(512, 640, encoding="jpeg"),
                         **_NL, "task_id": tensor((1,))},
         **_RLDS})},
     "language_table": {"steps": steps({
         "action": tensor((2,)),
         "observation": {"effector_target_translation": tensor((2,)), "effector_translation": tensor((2,)),
-                        "instruction": tensor((512,), "int32"), "rgb": image(360, 640)},
+                        "instruction": tensor((512,), "int32"), "rgb": image(360, 640, encoding="jpeg")},
         **_RLDS})},
     "stanford_hydra_dataset_converted_externally_to_rlds": {
         "episode_metadata": {"file_path": text()},
         "steps": steps({
-            "action": tensor((7,)), "discount": scalar("float32"), "is_first": scalar("bool"), "is_last": scalar("bool"),
-            "is_terminal": scalar("bool"), "language_embedding": tensor((512,)), "language_instruction": text(),
-            "observation": {"image": image(240, 320), "state": tensor((27,)), "wrist_image": image(240, 320)},
+            "action": tensor((7,)), "discount": scalar("float32"), "is_dense": scalar("bool"), "is_first": scalar("bool"),
+            "is_last": scalar("bool"), "is_terminal": scalar("bool"), "language_embedding": tensor((512,)),
+            "language_instruction": text(),
+            "observation": {"image": image(240, 320, encoding="png"), "state": tensor((27,)),
+                            "wrist_image": image(240, 320, encoding="png")},
             "reward": scalar("float32")})},
 }
 
@@ -181,7 +184,9 @@ MAPPINGS: dict[str, KeyMapping] = {
     "stanford_hydra_dataset_converted_externally_to_rlds": KeyMapping(
         name="franka_hydra", cameras={"primary": "steps/observation/image", "wrist": "steps/observation/wrist_image"},
         action=("steps/action",), gripper_dims=(6,), gripper_convention="close_1", action_space=_EEF7,
-        state=("steps/observation/state",), state_space="hydra_state27", control_hz=10.0),
+        # state27 = [eef pos3, quat4, euler3, joints7, joint vel7, gripper3]
+        state=("steps/observation/state[0:3]", "steps/observation/state[7:10]", "steps/observation/state[24:25]"),
+        state_space="eef_pos3_euler3_gripper1", control_hz=10.0),
 }
 
 _ALIASES = {"rt1": "fractal20220817_data", "fractal": "fractal20220817_data", "bridge_v2": "bridge_dataset",

@@ -138,11 +138,12 @@ def create_app(
     api_key: str | None = None,
     max_batch: int = 8,
     max_wait_ms: float = 5.0,
+    adaptive_batching: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     title: str = "VLA policy server",
 ) -> FastAPI:
     """Build the app; the batcher starts/stops with the app's lifespan (graceful: queued work finishes)."""
-    batcher = DynamicBatcher(policy, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    batcher = DynamicBatcher(policy, max_batch=max_batch, max_wait_ms=max_wait_ms, adaptive=adaptive_batching)
     service = _Service(policy, batcher)
 
     @contextlib.asynccontextmanager

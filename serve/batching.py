@@ -1,14 +1,21 @@
 """Dynamic batching: concurrent requests are stacked into one ``Policy.predict`` call.
 
 A single worker thread owns the policy (models are not assumed thread-safe).  Requests wait in an
-asyncio queue; the collector takes the first one, then keeps taking until ``max_batch`` requests
-or ``max_wait_ms`` have passed, groups them by embodiment and runs one ``predict`` per group with
-the per-request seeds as a list, so each result equals what that request alone would get.
+asyncio queue; the collector takes the first one plus everything already queued, then keeps waiting
+until ``max_batch`` requests or ``max_wait_ms`` have passed, groups them by embodiment and runs one
+``predict`` per group with the per-request seeds as a list, so each result equals what that request
+alone would get.
+
+Adaptive fill (``adaptive=True``): the collector also stops waiting once it holds as many requests
+as the largest of the last ``history`` batches.  Closed-loop robot clients come back at the pace of
+the previous answer, so this keeps batches full under steady load while a lone client never waits
+``max_wait_ms`` for company that is not there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import time
@@ -48,7 +55,16 @@ class _Item:
 class DynamicBatcher:
     """Collects requests into batches of at most ``max_batch``, waiting at most ``max_wait_ms``."""
 
-    def __init__(self, policy: Policy, *, max_batch: int = 8, max_wait_ms: float = 5.0, max_queue: int = 1024):
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        max_batch: int = 8,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 1024,
+        adaptive: bool = True,
+        history: int = 16,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -57,6 +73,8 @@ class DynamicBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.adaptive = adaptive
+        self._recent: collections.deque[int] = collections.deque(maxlen=history)
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
@@ -95,12 +113,17 @@ class DynamicBatcher:
         assert self._queue is not None
         items = [await self._queue.get()]
         deadline = time.perf_counter() + self.max_wait_s
+        target = self.max_batch
+        if self.adaptive and self._recent:
+            target = min(self.max_batch, max(self._recent))
         while len(items) < self.max_batch:
             try:
                 items.append(self._queue.get_nowait())
                 continue
             except asyncio.QueueEmpty:
                 pass
+            if len(items) >= target:
+                break
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
@@ -115,6 +138,7 @@ class DynamicBatcher:
         assert self._queue is not None
         while True:
             items = await self._collect()
+            self._recent.append(len(items))
             try:
                 groups: dict[str, list[_Item]] = {}
                 for it in items:

@@ -18,7 +18,8 @@ class ServeConfig:
     port: int = 8000
     api_key: str | None = None
     max_batch: int = 8
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 10.0
+    adaptive_batching: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY
     graceful_timeout_s: float = 10.0
     log_level: str = "info"
@@ -28,7 +29,12 @@ def _uvicorn_config(policy: Policy, cfg: ServeConfig):
     import uvicorn
 
     app = create_app(
-        policy, api_key=cfg.api_key, max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, max_body_bytes=cfg.max_body_bytes
+        policy,
+        api_key=cfg.api_key,
+        max_batch=cfg.max_batch,
+        max_wait_ms=cfg.max_wait_ms,
+        adaptive_batching=cfg.adaptive_batching,
+        max_body_bytes=cfg.max_body_bytes,
     )
     return uvicorn.Config(
         app,

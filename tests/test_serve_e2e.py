@@ -35,7 +35,7 @@ def policy():
 
 @pytest.fixture(scope="module")
 def server(policy):
-    with running_server(policy, max_batch=8, max_wait_ms=30.0) as srv:
+    with running_server(policy, max_batch=8, max_wait_ms=50.0, adaptive_batching=False) as srv:
         yield srv
 
 

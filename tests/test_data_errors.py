@@ -107,3 +107,11 @@ def test_vla_stats_cli_and_read_only_fallback(tmp_path, capsys, monkeypatch):
     assert "no TFDS dataset" in capsys.readouterr().err
     assert vla_main(["stats", str(copy), "--name", "not_a_dataset"]) == 1
     assert "registered:" in capsys.readouterr().err
+
+
+def test_vla_stats_list(capsys):
+    assert vla_main(["stats", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "fractal20220817_data" in out and "language_table" in out and "stanford_hydra" in out
+    assert vla_main(["stats"]) == 1
+    assert "give a dataset" in capsys.readouterr().err

@@ -167,6 +167,15 @@ def test_eval_mode_one_pass_every_step_once(data):
     assert samples[last]["action_pad"].tolist() == [False, True, True, True]
 
 
+def test_state_history_option(data):
+    cfg = _cfg(data, train=False, history=3, datasets=(DatasetConfig(str(data["arm"])),))
+    samples = list(Pipeline(cfg, progress=False))
+    assert samples[0]["state_history"].shape == (3, 5)
+    assert samples[0]["state_history_pad"].tolist() == [True, True, False]
+    np.testing.assert_array_equal(samples[2]["state_history"][-1], samples[2]["state"])
+    np.testing.assert_array_equal(samples[2]["state_history"][0], samples[0]["state"])
+
+
 def test_camera_subset_and_unknown_camera(data):
     cfg = _cfg(data, datasets=(DatasetConfig(str(data["arm"]), cameras=("wrist",)),))
     p = Pipeline(cfg, progress=False)

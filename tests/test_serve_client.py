@@ -147,3 +147,16 @@ def test_blending_broker_waits_when_query_is_late():
     broker.close()
     assert broker.stalls >= 1
     assert out[:3] == [0.0] * 3 and 0.0 < out[4] <= 1.0
+
+
+def test_example_robot_client_loop_runs(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "robot_client_loop.py"
+    spec = importlib.util.spec_from_file_location("robot_client_loop", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--self-serve", "--steps", "24", "--hz", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "24 ticks at 50 Hz" in out and "stalls" in out

@@ -133,9 +133,23 @@ class RobosuiteEnv:
 
         self.factors = FactorSet(factors)
         self.factors.prepare(self)  # may recompile the scene once (e.g. to add distractors)
+        self._setup_renderer()
         self.instruction = self.task.instruction
         self._obs: dict[str, np.ndarray] = {}
         self._t = 0
+
+    def _setup_renderer(self) -> None:
+        """Offscreen buffer of the image size, no multisampling, no reflections: ~3x faster on CPU GL."""
+        import mujoco
+
+        model = self.sim.model
+        model.vis.quality.offsamples = 0
+        model.vis.global_.offwidth = model.vis.global_.offheight = self.image_size
+        ctx = self.sim._render_context_offscreen
+        ctx.con.free()
+        ctx._set_mujoco_context_and_buffers()
+        ctx.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self.renders = 0
 
     # -- episode ------------------------------------------------------------------------------
     @property
@@ -176,8 +190,9 @@ class RobosuiteEnv:
         return np.concatenate([o["robot0_eef_pos"], o["robot0_eef_quat"], o["robot0_gripper_qpos"]]).astype(np.float32)
 
     def render(self, camera: str, size: int | None = None) -> np.ndarray:
-        """Upright uint8[H, W, 3] image of one embodiment camera."""
-        s = size or self.image_size
+        """Upright uint8[H, W, 3] image of one embodiment camera (size at most the image size)."""
+        s = min(size or self.image_size, self.image_size)
+        self.renders += 1
         img = self.sim.render(width=s, height=s, camera_name=_CAMERA_MAP[camera])
         return np.ascontiguousarray(img[::-1])
 

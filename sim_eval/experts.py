@@ -156,13 +156,33 @@ class _PickExpert(ScriptedExpert):
     obj_key = "cube"
     symmetry = np.pi / 2
     grasp_dz = 0.0
-    lift_z = 0.12
+    release_phase = 99  # phases >= this have let go on purpose
+
+    avoid_key = ""  # an object the open fingers must not straddle toward (e.g. the other cube)
+
+    def _choose_yaw(self, raw: dict, obj: np.ndarray) -> float:
+        yaw = self._grasp_yaw(np.asarray(raw[f"{self.obj_key}_quat"]), self.symmetry)
+        if not self.avoid_key or self.symmetry <= 0:
+            return yaw
+        away = np.asarray(raw[f"{self.avoid_key}_pos"])[:2] - obj[:2]
+        away = away / (np.linalg.norm(away) + 1e-9)
+        base = _yaw_of(self._base_rot)
+        best = min(
+            (yaw, _wrap(yaw + self.symmetry, 2 * np.pi)),
+            key=lambda y: abs(np.dot([-np.sin(base + y), np.cos(base + y)], away)) + 0.1 * abs(y),
+        )
+        return float(_wrap(best, 2 * np.pi))
 
     def _pick(self, raw: dict, eef: np.ndarray):
         obj = np.asarray(raw[f"{self.obj_key}_pos"])
         if "yaw" not in self.memo:
-            self.memo["yaw"] = self._grasp_yaw(np.asarray(raw[f"{self.obj_key}_quat"]), self.symmetry)
+            self.memo["yaw"] = self._choose_yaw(raw, obj)
         yaw = self.memo["yaw"]
+        if self.phase >= 3 and self.phase < self.release_phase and np.linalg.norm(obj - eef) > 0.05:
+            if self.memo.get("retries", 0) < 3:  # the object slipped out of the hand: start over
+                self.memo = {"retries": self.memo.get("retries", 0) + 1}
+                self.phase, self.counter = 0, 0
+                return self._pick(raw, eef)
         above = obj + np.array([0, 0, 0.10])
         grasp = obj + np.array([0, 0, self.grasp_dz])
         if self.phase == 0:  # move above the object, open, align yaw
@@ -194,6 +214,8 @@ class LiftExpert(_PickExpert):
 class StackExpert(_PickExpert):
     task = "Stack"
     obj_key = "cubeA"
+    avoid_key = "cubeB"
+    release_phase = 6
 
     def plan(self, raw, eef):
         out = self._pick(raw, eef)
@@ -230,13 +252,16 @@ class PickPlaceCanExpert(_PickExpert):
     obj_key = "Can"
     symmetry = 0.0  # round: any yaw
     grasp_dz = 0.01
+    release_phase = 6
 
     def plan(self, raw, eef):
         out = self._pick(raw, eef)
         if out is not None:
             return out
         env = self.env.env
-        goal = np.array(env.target_bin_placements[3], dtype=np.float64)
+        # inside the can's quadrant of the goal bin, on the side nearest the robot (the far corner is at
+        # the edge of the Panda's reach)
+        goal = np.array([env.bin2_pos[0] + 0.04, env.bin2_pos[1] + 0.04, env.bin2_pos[2]])
         can = np.asarray(raw["Can_pos"])
         carry_z = env.bin2_pos[2] + 0.22
         if self.phase == 3:  # lift straight up

@@ -1,0 +1,29 @@
+"""``vla collect``: record scripted-expert demos of a sim task into an RLDS directory."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="Lift | Stack | PickPlaceCan | Door | a Meta-World MT10 task")
+    parser.add_argument("--episodes", type=int, default=20, help="successful episodes to record (default 20)")
+    parser.add_argument("--out", required=True, help="output directory (dataset goes to OUT/<name>/1.0.0)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
+    parser.add_argument("--image-size", type=int, default=96, help="square camera image size in px (default 96)")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    parser.add_argument("--name", default=None, help="dataset name (default <task>_expert)")
+    parser.add_argument("--max-attempts", type=int, default=None, help="episodes to try at most (default 2N+10)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+
+
+def main(args: argparse.Namespace) -> int:
+    from sim_eval.collect import collect
+
+    s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size, seed=args.seed,
+                dataset_name=args.name, max_attempts=args.max_attempts, overwrite=args.overwrite)
+    print(s.line())
+    if s.recorded < s.requested:
+        print(f"vla collect: only {s.recorded} of {s.requested} episodes succeeded within {args.max_attempts or 2 * s.requested + 10} attempts")
+        return 1
+    return 0

@@ -1,0 +1,242 @@
+"""Rollouts of any Policy: execute the chunk, query (and render) only when it runs out; parallel workers.
+
+A job is a picklable :class:`Job` (task, seed, factor condition); a worker process builds each env
+and the policy once (from a picklable :class:`PolicySource`) and runs its jobs. Results come back
+as :class:`EpisodeResult` (plus recorded steps when collecting demos, and video frames on request).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """How a worker builds the policy: ``expert`` | ``checkpoint`` (path) | ``http`` (url) | ``openpi`` (url)."""
+
+    kind: str
+    target: str = ""
+    embodiment: str | None = None
+    chunk: int = 1  # scripted experts only: actions per predicted chunk
+
+    @classmethod
+    def parse(cls, text: str, chunk: int = 1) -> "PolicySource":
+        """``expert`` | a checkpoint dir | ``http://host:port`` | ``ws://host:port`` (openpi)."""
+        if text == "expert":
+            return cls("expert", chunk=chunk)
+        if text.startswith(("http://", "https://")):
+            return cls("http", text)
+        if text.startswith(("ws://", "wss://", "openpi://")):
+            return cls("openpi", text)
+        if os.path.isdir(text):
+            return cls("checkpoint", text)
+        raise ValueError(f"--policy {text!r}: expected 'expert', a checkpoint directory, http://host:port or ws://host:port")
+
+    def build(self, task: str, env):
+        """The policy for ``task`` (experts are bound to ``env``)."""
+        if self.kind == "expert":
+            from sim_eval.experts import make_expert
+
+            return make_expert(task, spec=env.spec, chunk=self.chunk, env=env)
+        if self.kind == "checkpoint":
+            from vla.policy import VLAPolicy
+
+            return VLAPolicy.from_pretrained(self.target)
+        if self.kind == "http":
+            from serve.client import RemotePolicy
+
+            return RemotePolicy(self.target)
+        if self.kind == "openpi":
+            from sim_eval.remote import OpenPIPolicy
+
+            return OpenPIPolicy(self.target, env.spec)
+        raise ValueError(f"unknown policy kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    seed: int
+    condition: str = "nominal"  # e.g. "nominal" or "lighting@2"
+    factors: tuple = ()  # FactorSetting tuple applied to the env
+    video: bool = False
+    record: bool = False  # keep every step's observation + action (demo collection)
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    condition: str
+    success: bool
+    steps: int
+    queries: int
+    renders: int
+    seconds: float
+    frames: list = field(default_factory=list)  # uint8[H, W, 3] video frames (agentview | wrist)
+    episode: dict | None = None  # recorded steps (record=True)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    image_size: int = 96
+    render_every_step: bool = False  # the naive baseline: render each step even if the policy does not query
+    max_steps: int | None = None  # default: the task's own limit
+    execute_horizon: int | None = None  # default: the embodiment's execute_horizon
+    video_every: int = 1  # store every k-th step's frame in videos
+
+
+def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> EpisodeResult:
+    """One episode of ``policy`` in ``env`` (already built with ``job``'s factors)."""
+    t0 = time.perf_counter()
+    uses_images = bool(getattr(policy, "metadata", None) is None or policy.metadata.extra.get("uses_images", True))
+    record, video = job.record, job.video
+    env.renders = 0
+    policy.reset()
+    obs = env.reset(job.seed, render=uses_images or record)
+    horizon = cfg.execute_horizon or env.spec.execute_horizon
+    max_steps = cfg.max_steps or env.max_steps
+    frames: list[np.ndarray] = []
+    rec: dict[str, list] = {"images": [], "state": [], "action": []}
+    queries, success, done = 0, False, False
+    embodiment = env.spec.name
+    while not done:
+        chunk = np.asarray(policy.predict([obs], embodiment=embodiment, seed=job.seed * 100_003 + env.t)[0], np.float32)
+        queries += 1
+        if chunk.ndim != 2 or chunk.shape[1] != env.spec.action_dim or len(chunk) == 0:
+            raise ValueError(f"{job.task} seed {job.seed}: policy returned a chunk of shape {list(chunk.shape)}, "
+                             f"expected [H, {env.spec.action_dim}]")
+        for i, action in enumerate(chunk[:horizon]):
+            if record:
+                rec["images"].append(obs["images"])
+                rec["state"].append(obs["state"])
+                rec["action"].append(action)
+            if video and env.t % cfg.video_every == 0:
+                imgs = obs["images"] if obs["images"] else {c: env.render(c) for c in env.cameras}
+                frames.append(np.concatenate([imgs[c] for c in env.cameras], axis=1))
+            done, success = env.step(action)
+            done = done or env.t >= max_steps
+            if done:
+                break
+            last = i == min(horizon, len(chunk)) - 1
+            # render only when the policy will look at the images: at the next query, or every step when recording
+            obs = env.observe(render=record or cfg.render_every_step or (uses_images and last))
+    if video:
+        imgs = {c: env.render(c) for c in env.cameras}
+        frames.append(np.concatenate([imgs[c] for c in env.cameras], axis=1))
+    episode = None
+    if record:
+        episode = {
+            "steps": {
+                "observation": {
+                    **{c: np.stack([im[c] for im in rec["images"]]) for c in env.cameras},
+                    "state": np.stack(rec["state"]).astype(np.float32),
+                },
+                "action": np.stack(rec["action"]).astype(np.float32),
+                "language_instruction": env.instruction,
+            },
+            "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
+                         "condition": job.condition},
+        }
+    return EpisodeResult(job.task, job.seed, job.condition, bool(success), env.t, queries, env.renders,
+                         time.perf_counter() - t0, frames, episode)
+
+
+# -- worker processes --------------------------------------------------------------------------------
+_W: dict[str, Any] = {}
+
+
+def _worker_init(source: PolicySource, cfg: RolloutConfig) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    _W.update(source=source, cfg=cfg, envs={}, policies={})
+
+
+def _get(task: str, factors: tuple):
+    from sim_eval.envs import make_env
+
+    key = (task, factors)
+    envs = _W["envs"]
+    if key not in envs:
+        if len(envs) >= 2:  # keep memory bounded: drop the oldest env
+            old = next(iter(envs))
+            envs.pop(old).close()
+            _W["policies"].pop(old, None)
+        envs[key] = make_env(task, image_size=_W["cfg"].image_size, factors=factors, seed=0)
+    env = envs[key]
+    source: PolicySource = _W["source"]
+    pkey = key if source.kind == "expert" else "shared"
+    if pkey not in _W["policies"]:
+        _W["policies"][pkey] = source.build(task, env)
+    policy = _W["policies"][pkey]
+    if source.kind == "expert" and getattr(policy, "env", None) is not env:
+        policy.attach(env)
+    return env, policy
+
+
+def _run_job(job: Job) -> EpisodeResult:
+    try:
+        env, policy = _get(job.task, job.factors)
+        return run_episode(env, policy, job, _W["cfg"])
+    except Exception as e:  # noqa: BLE001 - reported per episode, the run goes on
+        import traceback
+
+        return EpisodeResult(job.task, job.seed, job.condition, False, 0, 0, 0, 0.0,
+                             error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    source: PolicySource,
+    cfg: RolloutConfig = RolloutConfig(),
+    workers: int = 1,
+    desc: str = "episodes",
+    policy=None,
+    progress: bool = True,
+) -> Iterator[EpisodeResult]:
+    """Yield results (in completion order) of ``jobs`` run by ``workers`` processes.
+
+    ``policy``: an already-built Policy object to use in-process (``workers`` must be 1), e.g. the
+    fine-tuning loop's live model; otherwise each worker builds one from ``source``.
+    """
+    from tqdm import tqdm
+
+    jobs = list(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
+    ok = 0
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            _worker_init(source, cfg)
+            if policy is not None:
+                _W["policies"]["shared"] = policy
+            for job in jobs:
+                res = _run_job(job)
+                ok += res.success
+                bar.update(1)
+                bar.set_postfix(success=f"{ok}/{bar.n}")
+                yield res
+            return
+        if policy is not None:
+            raise ValueError("an in-process policy object cannot be shared with worker processes; use workers=1")
+        ctx = mp.get_context("spawn")  # EGL/MuJoCo state must not be forked
+        # order jobs so each worker mostly stays on one (task, factors) env
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(source, cfg)) as pool:
+            for res in pool.imap_unordered(_run_job, jobs, chunksize=1):
+                ok += res.success
+                bar.update(1)
+                bar.set_postfix(success=f"{ok}/{bar.n}")
+                yield res
+    finally:
+        bar.close()

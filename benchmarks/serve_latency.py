@@ -99,16 +99,16 @@ def pct(xs: list[float], q: float) -> float:
 
 
 # -- 1 + 2: overhead and bytes ------------------------------------------------------------------
-def measure_overhead(url: str, obs: dict, n: int) -> dict[str, dict]:
+def measure_overhead(url: str, obs: dict, n: int, n_json: int) -> dict[str, dict]:
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
     out: dict[str, dict] = {}
     for name in ("HTTP-msgpack", "HTTP-JSON"):
         with RemotePolicy(url, fmt="msgpack" if name == "HTTP-msgpack" else "json") as remote:
-            for _ in range(5):
+            for _ in range(2):
                 remote.act(obs, seed=0)
             rtts, over = [], []
-            for i in tqdm(range(n), desc=name, leave=False, mininterval=5):
+            for i in tqdm(range(n if name == "HTTP-msgpack" else n_json), desc=name, leave=False, mininterval=5):
                 t = time.perf_counter()
                 res = remote.act(obs, seed=i)
                 rtt = (time.perf_counter() - t) * 1000
@@ -167,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller counts (latency 40, throughput 10/client, stress 100/client)")
     ap.add_argument("--latency-requests", type=int, default=150)
+    ap.add_argument("--json-requests", type=int, default=30, help="HTTP-JSON is slow for 224² images (nested lists)")
     ap.add_argument("--throughput-requests", type=int, default=30, help="per client")
     ap.add_argument("--stress-requests", type=int, default=500, help="per client")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--toy-call-ms", type=float, default=75.0, help="accelerator-like stand-in: cost of one forward pass")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server processes are stopped too
     if args.quick:
-        args.latency_requests, args.throughput_requests, args.stress_requests = 40, 10, 100
+        args.latency_requests, args.json_requests, args.throughput_requests, args.stress_requests = 40, 10, 10, 100
     rng = np.random.default_rng(0)
     obs = make_obs(rng)
 
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: VLAPolicy(tiny_config) checkpoint, torch 1 thread, CPU; observation: 2 x 224x224x3 uint8 + state[8] + prompt")
 
         with vla_serve("--checkpoint", str(ckpt), "--max-batch", "8", "--max-wait-ms", "0") as url:
-            lat = measure_overhead(url, obs, args.latency_requests)
+            lat = measure_overhead(url, obs, args.latency_requests, args.json_requests)
         tp = {}
         for label, extra in (("batched (max-batch 8, wait 20 ms)", ["--max-batch", "8", "--max-wait-ms", "20"]), ("unbatched (max-batch 1)", ["--max-batch", "1"])):
             with vla_serve("--checkpoint", str(ckpt), *extra) as url:
@@ -201,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             stress = run_clients(url, obs, args.clients, args.stress_requests, "stress")
 
     print("\n== 1. server overhead = round trip (incl. client encode/decode) - model time, 1 client, ms ==")
-    print(f"{'transport':<14}{'overhead p50':>14}{'overhead p99':>14}{'RTT p50':>10}{'RTT p99':>10}{'model p50':>11}")
+    print(f"{'transport':<14}{'n':>5}{'overhead p50':>14}{'overhead p99':>14}{'RTT p50':>10}{'RTT p99':>10}{'model p50':>11}")
     for name, d in lat.items():
         model = [r - o for r, o in zip(d["rtt"], d["overhead"])]
-        print(f"{name:<14}{pct(d['overhead'], 50):>14.2f}{pct(d['overhead'], 99):>14.2f}{pct(d['rtt'], 50):>10.1f}{pct(d['rtt'], 99):>10.1f}{pct(model, 50):>11.1f}")
+        print(f"{name:<14}{len(d['rtt']):>5}{pct(d['overhead'], 50):>14.2f}{pct(d['overhead'], 99):>14.2f}{pct(d['rtt'], 50):>10.1f}{pct(d['rtt'], 99):>10.1f}{pct(model, 50):>11.1f}")
 
     ov = len(openvla_style_body(obs))
     print("\n== 2. bytes on the wire per request (reply) ==")

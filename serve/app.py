@@ -253,7 +253,7 @@ def create_app(
                 if msg["type"] == "websocket.disconnect":
                     return
                 await websocket.send(await _ws_reply(service, msg, max_body_bytes))
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, OSError):  # client went away (uvicorn's ClientDisconnected is an OSError)
             return
         except RuntimeError as e:  # sending on a socket the client already closed
             if websocket.client_state != WebSocketState.DISCONNECTED and websocket.application_state != WebSocketState.DISCONNECTED:

@@ -26,7 +26,7 @@ def writer_mapping(spec: EmbodimentSpec) -> KeyMapping:
     return KeyMapping(
         name=spec.name, cameras={c: f"steps/observation/{c}" for c in spec.cameras}, action=("steps/action",),
         state=("steps/observation/state",) if spec.state_dim else (), gripper_dims=spec.gripper_dims,
-        gripper_convention="open_1", instruction="steps/language_instruction" if spec.requires_prompt else None,
+        gripper_convention="raw", instruction="steps/language_instruction" if spec.requires_prompt else None,
         action_space=spec.action_space, state_space=spec.state_space, action_is_delta=spec.action_is_delta,
         control_hz=spec.control_hz, execute_horizon=spec.execute_horizon, drop_blank_cameras=False,
     )

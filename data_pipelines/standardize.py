@@ -14,7 +14,9 @@ broadcast), optionally sliced: ``steps/observation/robot_obs[0:7]``. Example (YA
     action_space: eef_delta_pos3_rot3_gripper1
     control_hz: 10
 
-The uniform gripper convention after standardization: a value in [0, 1], **1 = open, 0 = closed**.
+Registered OXE datasets are made uniform: gripper in [0, 1], **1 = open, 0 = closed**. Own data
+keeps its gripper values as recorded unless a ``convention`` asks for the conversion (the policy
+then predicts in that convention, so the robot must use it too).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from data_pipelines.errors import DataError, MissingKeyError
 from vla.types import EmbodimentSpec
 
 GRIPPER_CONVENTIONS = {
+    "raw": "left exactly as recorded (the robot's own units; the default for own data)",
     "open_1": "absolute in [0,1], 1 = open (already uniform)",
     "close_1": "absolute in [0,1], 1 = closed",
     "open_pm1": "absolute in [-1,1], +1 = open",
@@ -53,8 +56,10 @@ class StandardEpisode(TypedDict):
 
 
 def convert_gripper(x: np.ndarray, convention: str) -> np.ndarray:
-    """Map a gripper signal ``x[T]`` in ``convention`` to the uniform [0, 1], 1 = open."""
+    """Map a gripper signal ``x[T]`` in ``convention`` to the uniform [0, 1], 1 = open (``raw``: unchanged)."""
     x = np.asarray(x, np.float32)
+    if convention == "raw":
+        return x
     if convention == "open_1":
         return np.clip(x, 0.0, 1.0)
     if convention == "close_1":
@@ -124,7 +129,7 @@ class KeyMapping:
     action: tuple[str, ...]
     state: tuple[str, ...] = ()
     gripper_dims: tuple[int, ...] = ()
-    gripper_convention: str = "open_1"
+    gripper_convention: str = "raw"
     instruction: str | None = "steps/language_instruction"
     instruction_text: str | None = None  # fixed prompt when the data has none
     instruction_encoding: str = "text"  # or "utf8_codes" (int arrays of UTF-8 bytes, e.g. language_table)
@@ -158,7 +163,7 @@ class KeyMapping:
         grip = d.pop("gripper", None)
         if grip:
             d["gripper_dims"] = tuple(grip.get("dims", ()))
-            d["gripper_convention"] = grip.get("convention", "open_1")
+            d["gripper_convention"] = grip.get("convention", "raw")
         instr = d.get("instruction")
         if isinstance(instr, Mapping):
             d["instruction"] = None

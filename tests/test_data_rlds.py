@@ -124,3 +124,19 @@ def test_writer_rejects_bad_episodes(tmp_path):
     with pytest.raises(FileExistsError):
         write_rlds(make_episodes(1), tmp_path, "dup", SPEC)
         write_rlds(make_episodes(1), tmp_path, "dup", SPEC)
+
+
+def test_writer_data_standardizes_without_altering_values(written):
+    """Own data keeps its units: the gripper dim (here random, negative too) is not clipped or remapped."""
+    from data_pipelines.sources import open_dataset
+
+    eps, root = written
+    src = open_dataset(root)
+    assert src.spec == SPEC
+    for ep in src.iter_episodes():
+        want = eps[ep["_index"]]["steps"]
+        np.testing.assert_array_equal(ep["actions"], want["action"])
+        np.testing.assert_array_equal(ep["state"], want["observation"]["state"])
+        np.testing.assert_array_equal(ep["images"]["wrist"], want["observation"]["wrist"])
+        assert ep["prompt"] == want["language_instruction"][0]
+    assert (np.concatenate([e["steps"]["action"][:, 6] for e in eps]) < 0).any()

@@ -85,6 +85,14 @@ def main() -> int:
         n += len(next(it))
     pipe_rate = n / (time.perf_counter() - t0)
     del it, dl
+    # same, in one process (what one worker core delivers)
+    it = iter(ds.dataloader(batch_size=args.batch_size, num_workers=0))
+    next(it)
+    n1, t0 = 0, time.perf_counter()
+    while n1 < args.samples // 2:
+        n1 += len(next(it))
+    single_rate = n1 / (time.perf_counter() - t0)
+    del it
 
     # 2. training alone (default model), on pre-built batches
     device = torch.device(args.device)
@@ -131,6 +139,7 @@ def main() -> int:
     print(f"{'measure':58s} {'value':>10s}")
     print(f"{f'pipeline samples/s ({args.workers} workers, 2 cams {args.image_size}², augment+chunk+batch)':58s} "
           f"{pipe_rate:10.1f}")
+    print(f"{'pipeline samples/s (1 process, no workers)':58s} {single_rate:10.1f}")
     print(f"{f'training samples/s (batch {args.batch_size}, fwd+bwd+AdamW)':58s} {train_rate:10.1f}")
     print(f"{'ratio pipeline / training (goal >= 2)':58s} {pipe_rate / train_rate:10.2f}")
     print(f"{'together: fraction of train loop waiting for data':58s} {wait / total:10.1%}")

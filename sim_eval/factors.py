@@ -1,13 +1,404 @@
-"""Generalization factors (placeholder; filled in below)."""
+"""Generalization factors: perturbations applied by editing the MuJoCo model/scene.
+
+A condition is a :class:`FactorSetting` ``(name, severity 0..3, seed)``; ``"lighting@2"`` parses to
+one. Severity 0 is nominal. Per episode the perturbation is drawn from
+``rng(factor seed, episode seed, factor name)``, so (task, factor, severity, seed, episode seed)
+reproduces it exactly. Two factors edit the scene at build time (and recompile it once):
+``object_size`` (scales the target object's geoms/meshes by a fixed factor of the condition) and
+``distractors`` (adds a pool of hidden visual-only objects that episodes place on the table).
+Every other factor edits ``env.sim.model`` arrays after ``reset`` and is undone before the next.
+"""
+
 from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+# the object each task is about (its body name in the compiled model)
+TARGET_BODY = {"Lift": "cube_main", "Stack": "cubeA_main", "PickPlaceCan": "Can_main", "Door": "Door_latch"}
+N_DISTRACTORS = 6
+
+
+@dataclass(frozen=True)
+class FactorSetting:
+    name: str
+    severity: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in FACTORS:
+            raise ValueError(f"unknown factor {self.name!r}; choose from {sorted(FACTORS)}")
+        if not 0 <= int(self.severity) <= 3:
+            raise ValueError(f"factor {self.name!r}: severity must be 0..3, got {self.severity}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.severity}"
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> "FactorSetting":
+        """``name`` (severity 2) or ``name@severity``."""
+        name, _, sev = text.partition("@")
+        try:
+            return cls(name.strip(), int(sev) if sev else 2, seed)
+        except ValueError as e:
+            raise ValueError(f"bad factor {text!r}: {e}") from e
+
+    def rng(self, episode_seed: int) -> np.random.Generator:
+        return np.random.default_rng([int(self.seed), int(episode_seed), zlib.crc32(self.name.encode())])
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _body_geoms(model, body_name: str) -> list[int]:
+    bid = model.body_name2id(body_name)
+    return [g for g in range(model.ngeom) if model.geom_bodyid[g] == bid]
+
+
+def _visual_geoms(model, body_names: Sequence[str]) -> list[int]:
+    out = []
+    for b in body_names:
+        out += [g for g in _body_geoms(model, b) if model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0]
+    return out
+
+
+def _surface_geoms(env) -> list[int]:
+    model = env.sim.model
+    names = [n for n in ("table", "bin1", "bin2") if n in model.body_names]
+    return _visual_geoms(model, names)
+
+
+def _random_color(rng: np.random.Generator) -> np.ndarray:
+    import colorsys
+
+    return np.array([*colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.3, 1.0)), 1.0])
+
+
+def _geom_color(model, g: int) -> np.ndarray:
+    m = model.geom_matid[g]
+    return np.array(model.mat_rgba[m] if m >= 0 else model.geom_rgba[g], dtype=np.float64)
+
+
+def _free_joint_qpos(env, body_name: str) -> slice | None:
+    model = env.sim.model
+    bid = model.body_name2id(body_name)
+    if model.body_jntnum[bid] == 0:
+        return None
+    adr = model.jnt_qposadr[model.body_jntadr[bid]]
+    return slice(adr, adr + 7)
+
+
+def _yaw_quat_wxyz(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def _quat_mul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+# -- factors ------------------------------------------------------------------------------------------
+class Factor:
+    """One perturbation. ``changes_solution``: whether the expert's plan may need to change."""
+
+    visual = False
+    changes_solution = False
+
+    def edit_xml(self, root: ET.Element, env, s: FactorSetting) -> bool:
+        return False
+
+    def apply(self, env, s: FactorSetting, rng: np.random.Generator) -> None:
+        pass
+
+
+class CameraPose(Factor):
+    """Moves (up to 4 cm x severity) and tilts (up to 4 deg x severity) the third-person camera."""
+
+    visual = True
+
+    def apply(self, env, s, rng):
+        model = env.sim.model
+        cid = model.camera_name2id("agentview")
+        d = rng.normal(size=3)
+        model.cam_pos[cid] += d / np.linalg.norm(d) * 0.04 * s.severity
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        ang = np.deg2rad(4.0 * s.severity) * rng.choice([-1, 1])
+        dq = np.array([np.cos(ang / 2), *(np.sin(ang / 2) * axis)])
+        model.cam_quat[cid] = _quat_mul_wxyz(dq, model.cam_quat[cid])
+
+
+class Lighting(Factor):
+    """Scales light brightness (x e^(+-0.4 severity)), tints it, and moves the light."""
+
+    visual = True
+
+    def apply(self, env, s, rng):
+        model = env.sim.model
+        gain = np.exp(rng.choice([-1, 1]) * 0.4 * s.severity)
+        tint = 1.0 + rng.uniform(-0.15, 0.15, size=3) * s.severity
+        for i in range(model.nlight):
+            model.light_diffuse[i] = np.clip(model.light_diffuse[i] * gain * tint, 0, 1)
+            model.light_ambient[i] = np.clip(model.light_ambient[i] * gain, 0, 1)
+            model.light_pos[i] += np.r_[rng.uniform(-0.5, 0.5, 2) * s.severity, 0.0]
+        model.vis.headlight.diffuse[:] = np.clip(np.asarray(model.vis.headlight.diffuse) * gain, 0, 1)
+        model.vis.headlight.ambient[:] = np.clip(np.asarray(model.vis.headlight.ambient) * gain, 0, 1)
+
+
+class TableAppearance(Factor):
+    """Table (or bins) color/texture: 1 = tinted color, 2 = random plain color, 3 = another texture."""
+
+    visual = True
+
+    def apply(self, env, s, rng):
+        model = env.sim.model
+        geoms = _surface_geoms(env)
+        color = _random_color(rng)
+        if s.severity >= 3:
+            own = {model.geom_matid[g] for g in geoms}
+            cands = [m for m in range(model.nmat) if model.mat_texid[m].max() >= 0 and m not in own
+                     and not model.material(m).name.startswith(("robot0", "gripper", "mount"))]
+            mat = int(rng.choice(cands)) if cands else -1
+            for g in geoms:
+                model.geom_matid[g] = mat
+                model.geom_rgba[g] = color
+            return
+        for g in geoms:
+            base = _geom_color(model, g)
+            model.geom_matid[g] = -1
+            model.geom_rgba[g] = 0.5 * base + 0.5 * color if s.severity == 1 else color
+            model.geom_rgba[g, 3] = 1.0
+
+
+class ObjectColor(Factor):
+    """The target object's color: blended 40 % / 70 % / 100 % toward a random color (texture removed)."""
+
+    visual = True
+
+    def apply(self, env, s, rng):
+        model = env.sim.model
+        geoms = _visual_geoms(model, [TARGET_BODY[env.task.name]])
+        if env.task.name == "Door":
+            geoms += _visual_geoms(model, ["Door_door"])
+        color = _random_color(rng)
+        w = {1: 0.4, 2: 0.7, 3: 1.0}[s.severity]
+        for g in geoms:
+            base = _geom_color(model, g)
+            model.geom_matid[g] = -1
+            model.geom_rgba[g] = (1 - w) * base + w * color
+            model.geom_rgba[g, 3] = 1.0
+
+
+def _scale_of(s: FactorSetting) -> float:
+    sign = 1.0 if np.random.default_rng([s.seed, zlib.crc32(b"object_size")]).uniform() < 0.5 else -1.0
+    return float(1.0 + sign * 0.12 * s.severity)
+
+
+class ObjectSize(Factor):
+    """Scales the target object (geom sizes / mesh scale) by 1 +- 0.12 x severity (sign from the seed)."""
+
+    changes_solution = True
+
+    def edit_xml(self, root, env, s):
+        scale = _scale_of(s)
+        body_name = TARGET_BODY[env.task.name]
+        body = next((b for b in root.iter("body") if b.get("name") == body_name), None)
+        if body is None:
+            raise ValueError(f"object_size: body {body_name!r} not found in the {env.task.name} scene")
+        meshes = {m.get("name"): m for m in root.iter("mesh")}
+        for geom in body.iter("geom"):
+            if geom.get("mesh"):
+                mesh = meshes[geom.get("mesh")]
+                old = np.array([float(x) for x in (mesh.get("scale") or "1 1 1").split()])
+                if not mesh.get("_scaled"):
+                    mesh.set("scale", " ".join(f"{v:.6g}" for v in old * scale))
+                    mesh.set("_scaled", "1")
+            elif geom.get("size"):
+                size = np.array([float(x) for x in geom.get("size").split()]) * scale
+                geom.set("size", " ".join(f"{v:.6g}" for v in size))
+            if geom.get("pos"):
+                pos = np.array([float(x) for x in geom.get("pos").split()]) * scale
+                geom.set("pos", " ".join(f"{v:.6g}" for v in pos))
+        for site in body.iter("site"):
+            if site.get("pos"):
+                pos = np.array([float(x) for x in site.get("pos").split()]) * scale
+                site.set("pos", " ".join(f"{v:.6g}" for v in pos))
+        for mesh in meshes.values():
+            mesh.attrib.pop("_scaled", None)
+        return True
+
+    def apply(self, env, s, rng):
+        # objects are placed for their nominal size: lift larger ones so they do not start inside the table
+        qs = _free_joint_qpos(env, TARGET_BODY[env.task.name])
+        scale = _scale_of(s)
+        if qs is not None and scale > 1:
+            env.sim.data.qpos[qs.start + 2] += 0.03 * (scale - 1) + 0.002
+
+
+class ObjectPose(Factor):
+    """Widens the target object's initial position range to +-(3 + 4 x severity) cm, any yaw."""
+
+    changes_solution = True
+
+    def ranges(self, env, s) -> tuple[np.ndarray, float]:
+        name = env.task.name
+        if name == "PickPlaceCan":
+            center = np.array(env.env.bin1_pos[:2])
+            return center, min(0.03 + 0.03 * s.severity, 0.12)
+        if name == "Door":
+            return np.array([0.0, 0.0]), 0.01 + 0.015 * s.severity
+        return np.array(env.env.table_offset[:2]), 0.03 + 0.04 * s.severity
+
+    def apply(self, env, s, rng):
+        model, data = env.sim.model, env.sim.data
+        center, r = self.ranges(env, s)
+        body = TARGET_BODY[env.task.name]
+        if env.task.name == "Door":  # the door is fixed to the world: shift its base body
+            bid = model.body_name2id("Door_main")
+            model.body_pos[bid, :2] += rng.uniform(-r, r, 2)
+            return
+        qs = _free_joint_qpos(env, body)
+        others = [np.array(data.body_xpos[model.body_name2id(b)][:2]) for b in ("cubeB_main",) if b in model.body_names]
+        for _ in range(100):
+            xy = center + rng.uniform(-r, r, 2)
+            if all(np.linalg.norm(xy - o) > 0.08 for o in others):
+                break
+        data.qpos[qs.start:qs.start + 2] = xy
+        data.qpos[qs.start + 3:qs.start + 7] = _yaw_quat_wxyz(rng.uniform(0, 2 * np.pi))
+        data.qvel[model.jnt_dofadr[model.body_jntadr[model.body_name2id(body)]]:][:6] = 0.0
+
+
+class Distractors(Factor):
+    """Places 2 x severity visual-only objects (random shape, size and color) on the table."""
+
+    visual = True
+
+    def edit_xml(self, root, env, s):
+        world = root.find("worldbody")
+        for i in range(N_DISTRACTORS):
+            body = ET.SubElement(world, "body", name=f"distractor{i}", pos=f"{i} 5 -3")
+            kind = ("box", "cylinder", "sphere")[i % 3]
+            size = {"box": "0.02 0.02 0.02", "cylinder": "0.02 0.025", "sphere": "0.022"}[kind]
+            ET.SubElement(body, "geom", name=f"distractor{i}_g", type=kind, size=size, contype="0", conaffinity="0",
+                          group="1", rgba="0.5 0.5 0.5 1")
+        return True
+
+    def apply(self, env, s, rng):
+        model, data = env.sim.model, env.sim.data
+        if env.task.name == "PickPlaceCan":
+            center, r, z = np.array(env.env.bin1_pos[:2]), 0.12, env.env.bin1_pos[2] + 0.025
+        elif env.task.name == "Door":
+            center, r, z = np.array([-0.25, 0.2]), 0.12, env.env.table_offset[2] + 0.025
+        else:
+            center, r, z = np.array(env.env.table_offset[:2]), 0.2, env.env.table_offset[2] + 0.025
+        avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2])
+                 for b in (TARGET_BODY[env.task.name], "cubeB_main") if b in model.body_names]
+        placed: list[np.ndarray] = []
+        for i in range(min(2 * s.severity, N_DISTRACTORS)):
+            for _ in range(200):
+                xy = center + rng.uniform(-r, r, 2)
+                if all(np.linalg.norm(xy - a) > 0.08 for a in avoid + placed):
+                    break
+            placed.append(xy)
+            bid = model.body_name2id(f"distractor{i}")
+            model.body_pos[bid] = [xy[0], xy[1], z]
+            g = model.geom_name2id(f"distractor{i}_g")
+            model.geom_rgba[g] = _random_color(rng)
+
+
+class Paraphrase(Factor):
+    """Replaces the instruction by a paraphrase (1: close wording, 2: other wording, 3: any + filler)."""
+
+    def apply(self, env, s, rng):
+        p = list(env.task.paraphrases)
+        if not p:
+            return
+        pool = {1: p[:2], 2: p[2:] or p, 3: p}[s.severity]
+        text = str(rng.choice(pool))
+        if s.severity == 3:
+            text = str(rng.choice(["please ", "robot, ", "now "])) + text + str(rng.choice(["", " carefully", " now"]))
+        env.instruction = text
+
+
+class Dynamics(Factor):
+    """Target object mass x (1 + 0.75 s)^+-1 and friction x (1 +- 0.25 s); Door: hinge damping x (1 + s)."""
+
+    changes_solution = True
+
+    def apply(self, env, s, rng):
+        model = env.sim.model
+        body = TARGET_BODY[env.task.name]
+        bid = model.body_name2id(body if env.task.name != "Door" else "Door_door")
+        m = (1 + 0.75 * s.severity) ** rng.choice([-1, 1])
+        model.body_mass[bid] *= m
+        model.body_inertia[bid] *= m
+        f = max(0.3, 1 + rng.choice([-1, 1]) * 0.25 * s.severity)
+        for g in _body_geoms(model, body):
+            model.geom_friction[g, 0] *= f
+        if env.task.name == "Door":
+            jid = model.joint_name2id(env.env.door.joints[0])
+            model.dof_damping[model.jnt_dofadr[jid]] *= 1 + s.severity
+
+
+FACTORS: dict[str, Factor] = {
+    "camera_pose": CameraPose(),
+    "lighting": Lighting(),
+    "table_color": TableAppearance(),
+    "object_color": ObjectColor(),
+    "object_size": ObjectSize(),
+    "object_pose": ObjectPose(),
+    "distractors": Distractors(),
+    "paraphrase": Paraphrase(),
+    "dynamics": Dynamics(),
+}
+
+# model arrays the runtime factors edit; restored to their nominal values before every episode
+_SNAPSHOT = ("cam_pos", "cam_quat", "light_diffuse", "light_ambient", "light_pos", "geom_rgba", "geom_matid",
+             "body_mass", "body_inertia", "geom_friction", "dof_damping")
 
 
 class FactorSet:
-    def __init__(self, factors=()):
-        self.factors = list(factors)
+    """The factors of one env: scene edits at build time, model edits per episode."""
+
+    def __init__(self, factors: Sequence[FactorSetting | str] = ()):
+        self.settings = tuple(FactorSetting.parse(f) if isinstance(f, str) else f for f in factors)
+        self._nominal: dict[str, np.ndarray] = {}
 
     def prepare(self, env) -> None:
-        pass
+        active = [s for s in self.settings if s.severity > 0]
+        if active and env.task.suite == "robosuite":
+            root = ET.fromstring(env.env.model.get_xml())
+            changed = [FACTORS[s.name].edit_xml(root, env, s) for s in active]
+            if any(changed):
+                env.env.reset_from_xml_string(ET.tostring(root, encoding="unicode"))
+        self.snapshot(env)
+
+    def snapshot(self, env) -> None:
+        model = env.sim.model
+        self._nominal = {k: np.array(getattr(model, k)).copy() for k in _SNAPSHOT}
+        self._nominal["headlight"] = np.array([model.vis.headlight.diffuse, model.vis.headlight.ambient]).copy()
+        dist = [model.body_name2id(f"distractor{i}") for i in range(N_DISTRACTORS) if f"distractor{i}" in model.body_names]
+        self._dist = dist
+        self._dist_pos = np.array(model.body_pos[dist]).copy() if dist else None
+
+    def restore(self, env) -> None:
+        model = env.sim.model
+        for k, v in self._nominal.items():
+            if k != "headlight":
+                getattr(model, k)[...] = v
+        model.vis.headlight.diffuse[:] = self._nominal["headlight"][0]
+        model.vis.headlight.ambient[:] = self._nominal["headlight"][1]
+        if self._dist:
+            model.body_pos[self._dist] = self._dist_pos
 
     def apply(self, env, seed: int) -> None:
-        pass
+        """Undo the last episode's edits, then draw and apply this episode's."""
+        self.restore(env)
+        for s in self.settings:
+            if s.severity > 0:
+                FACTORS[s.name].apply(env, s, s.rng(seed))

@@ -41,7 +41,7 @@ def _uvicorn_config(policy: Policy, cfg: ServeConfig):
         host=cfg.host,
         port=cfg.port,
         log_level=cfg.log_level,
-        ws="websockets-sansio",
+        ws="websockets-sansio" if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS else "websockets",  # sansio: uvicorn>=0.35
         ws_max_size=cfg.max_body_bytes,
         ws_ping_interval=None,  # robots may block between frames; openpi's client does not ping either
         timeout_graceful_shutdown=cfg.graceful_timeout_s,

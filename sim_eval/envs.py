@@ -100,8 +100,9 @@ class RobosuiteEnv:
     ):
         import logging
 
-        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
         import robosuite as suite
+
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # per-env controller-config warnings
 
         if task not in ROBOSUITE_TASKS:
             raise ValueError(f"unknown robosuite task {task!r}; choose from {sorted(ROBOSUITE_TASKS)}")

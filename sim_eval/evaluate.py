@@ -1,0 +1,119 @@
+"""The evaluation API: ``evaluate(policy, tasks, factors, episodes, workers, out_dir) -> report``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from sim_eval.factors import FactorSetting
+from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig, run_jobs
+
+
+def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> list[tuple[str, tuple]]:
+    conds: list[tuple[str, tuple]] = [("nominal", ())]
+    for f in factors:
+        s = f if isinstance(f, FactorSetting) else FactorSetting.parse(f, seed=factor_seed)
+        if s.severity == 0:
+            continue
+        conds.append((s.label, (s,)))
+    return conds
+
+
+def evaluate(
+    policy: "str | PolicySource | object" = "expert",
+    tasks: Sequence[str] = ("Lift",),
+    factors: Sequence[str | FactorSetting] = (),
+    episodes: int = 10,
+    workers: int = 1,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    factor_seed: int = 0,
+    image_size: int = 96,
+    videos_per_condition: int = 2,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
+
+    ``policy``: ``"expert"``, a checkpoint dir, ``http://…`` (serve), ``ws://…`` (openpi server), a
+    :class:`PolicySource`, or a Policy object (run in-process; ``workers`` must be 1).
+    ``factors``: names like ``"lighting@2"`` (severity 0..3, default 2); nominal is always included.
+    Writes ``report.json``, ``report.md``, ``success.png`` and ``videos/*.mp4`` into ``out_dir``.
+    """
+    obj = None
+    if isinstance(policy, PolicySource):
+        source, label = policy, f"{policy.kind}:{policy.target}" if policy.target else policy.kind
+    elif isinstance(policy, str):
+        source, label = PolicySource.parse(policy), policy
+    else:
+        obj, source = policy, PolicySource("object")
+        label = getattr(getattr(policy, "metadata", None), "model", "") or type(policy).__name__
+        if workers > 1:
+            raise ValueError("a Policy object runs in-process: use workers=1, or pass a checkpoint path / server URL")
+    conds = _conditions(factors, factor_seed)
+    jobs = [Job(task, seed + i, cond, fs, video=False) for task in tasks for cond, fs in conds for i in range(episodes)]
+    cfg = RolloutConfig(image_size=image_size, max_steps=max_steps)
+    t0 = time.perf_counter()
+    results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
+                                                 progress=progress))
+    seconds = time.perf_counter() - t0
+    errors = [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error]
+    from sim_eval.report import summarize
+
+    report = {
+        "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
+                 "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": image_size,
+                 "seconds": seconds},
+        "summary": summarize(results),
+        "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
+                      "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3)} for r in results],
+        "errors": errors,
+        "videos": [],
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if videos_per_condition > 0:
+            report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj)
+        write_report(report, out)
+    return report
+
+
+def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj) -> list[str]:
+    """Re-run a few seeds per (task, condition) with frames on: successes and failures when both exist."""
+    from sim_eval.report import write_video
+
+    factors_of = dict(conds)
+    picks: list[Job] = []
+    by_key: dict[tuple[str, str], list[EpisodeResult]] = {}
+    for r in results:
+        if not r.error:
+            by_key.setdefault((r.task, r.condition), []).append(r)
+    for (task, cond), rs in sorted(by_key.items()):
+        rs = sorted(rs, key=lambda r: r.seed)
+        ok = [r for r in rs if r.success]
+        bad = [r for r in rs if not r.success]
+        chosen = (ok[:1] + bad[:1]) if ok and bad else rs[:1]
+        chosen += [r for r in rs if r not in chosen][: max(0, per_condition - len(chosen))]
+        picks += [Job(task, r.seed, cond, factors_of[cond], video=True) for r in chosen[:per_condition]]
+    vdir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for res in run_jobs(picks, source, cfg, workers=1, desc="videos", policy=obj):
+        if res.error or not res.frames:
+            continue
+        name = f"{res.task}_{res.condition.replace('@', '-')}_seed{res.seed}_{'success' if res.success else 'failure'}.mp4"
+        write_video(res.frames, vdir / name)
+        names.append(f"videos/{name}")
+    return sorted(names)
+
+
+def write_report(report: dict, out: Path) -> None:
+    from sim_eval.report import plot, to_markdown
+
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(to_markdown(report))
+    plot(report, out / "success.png")

@@ -55,7 +55,10 @@ def evaluate(
         if workers > 1:
             raise ValueError("a Policy object runs in-process: use workers=1, or pass a checkpoint path / server URL")
     conds = _conditions(factors, factor_seed)
-    jobs = [Job(task, seed + i, cond, fs, video=False) for task in tasks for cond, fs in conds for i in range(episodes)]
+    # the first seeds of each condition are filmed in the main pass; _record_videos re-runs a seed only
+    # when a condition has both outcomes and the filmed ones show just one
+    jobs = [Job(task, seed + i, cond, fs, video=out_dir is not None and i < videos_per_condition)
+            for task in tasks for cond, fs in conds for i in range(episodes)]
     cfg = RolloutConfig(image_size=image_size, max_steps=max_steps)
     t0 = time.perf_counter()
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
@@ -78,36 +81,41 @@ def evaluate(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if videos_per_condition > 0:
-            report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj)
+            report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj,
+                                              workers)
         write_report(report, out)
     return report
 
 
-def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj) -> list[str]:
-    """Re-run a few seeds per (task, condition) with frames on: successes and failures when both exist."""
+def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj, workers: int = 1) -> list[str]:
+    """mp4s of the filmed episodes; where a condition has successes and failures but the filmed ones
+    show only one outcome, one episode of the other outcome is re-run with frames on."""
     from sim_eval.report import write_video
 
     factors_of = dict(conds)
-    picks: list[Job] = []
+    filmed: list[EpisodeResult] = [r for r in results if r.frames and not r.error]
     by_key: dict[tuple[str, str], list[EpisodeResult]] = {}
     for r in results:
         if not r.error:
             by_key.setdefault((r.task, r.condition), []).append(r)
+    extra: list[Job] = []
     for (task, cond), rs in sorted(by_key.items()):
-        rs = sorted(rs, key=lambda r: r.seed)
-        ok = [r for r in rs if r.success]
-        bad = [r for r in rs if not r.success]
-        chosen = (ok[:1] + bad[:1]) if ok and bad else rs[:1]
-        chosen += [r for r in rs if r not in chosen][: max(0, per_condition - len(chosen))]
-        picks += [Job(task, r.seed, cond, factors_of[cond], video=True) for r in chosen[:per_condition]]
+        seen = {r.success for r in filmed if (r.task, r.condition) == (task, cond)}
+        for outcome in (True, False):
+            if outcome not in seen:
+                other = sorted((r for r in rs if r.success == outcome), key=lambda r: r.seed)
+                if other:
+                    extra.append(Job(task, other[0].seed, cond, factors_of[cond], video=True))
+    if extra:
+        filmed += [r for r in run_jobs(extra, source, cfg, workers=workers if obj is None else 1, desc="videos",
+                                       policy=obj) if r.frames and not r.error]
     vdir.mkdir(parents=True, exist_ok=True)
     names = []
-    for res in run_jobs(picks, source, cfg, workers=1, desc="videos", policy=obj):
-        if res.error or not res.frames:
-            continue
+    for res in filmed:
         name = f"{res.task}_{res.condition.replace('@', '-')}_seed{res.seed}_{'success' if res.success else 'failure'}.mp4"
         write_video(res.frames, vdir / name)
         names.append(f"videos/{name}")
+        res.frames = []
     return sorted(names)
 
 

@@ -119,6 +119,8 @@ def plot(report: dict, path) -> None:
             hi.append(r["ci95"][1] - r["success_rate"])
         ax.bar(xs, ys, width * 0.9, yerr=[lo, hi], capsize=3, label=cond, color=cmap(j % 10),
                edgecolor="black" if cond == "nominal" else None)
+        for x, y in zip(xs, ys):
+            ax.text(x, 0.02, f"{y:.0%}", ha="center", va="bottom", fontsize=7, rotation=90 if len(conds) > 4 else 0)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1.05)

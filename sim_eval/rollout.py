@@ -119,8 +119,7 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
                 rec["state"].append(obs["state"])
                 rec["action"].append(action)
             if video and env.t % cfg.video_every == 0:
-                imgs = obs["images"] if obs["images"] else {c: env.render(c) for c in env.cameras}
-                frames.append(np.concatenate([imgs[c] for c in env.cameras], axis=1))
+                frames.append(_frame(env))
             done, success = env.step(action)
             done = done or env.t >= max_steps
             if done:
@@ -129,8 +128,7 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
             # render only when the policy will look at the images: at the next query, or every step when recording
             obs = env.observe(render=record or cfg.render_every_step or (uses_images and last))
     if video:
-        imgs = {c: env.render(c) for c in env.cameras}
-        frames.append(np.concatenate([imgs[c] for c in env.cameras], axis=1))
+        frames.append(_frame(env))
     episode = None
     if record:
         episode = {
@@ -147,6 +145,14 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
         }
     return EpisodeResult(job.task, job.seed, job.condition, bool(success), env.t, queries, env.renders,
                          time.perf_counter() - t0, frames, episode)
+
+
+def _frame(env) -> np.ndarray:
+    """A fresh video frame (all cameras side by side); not counted as a policy render."""
+    n = env.renders
+    frame = np.concatenate([env.render(c) for c in env.cameras], axis=1)
+    env.renders = n
+    return frame
 
 
 # -- worker processes --------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def _geom_color(model, g: int) -> np.ndarray:
 def _free_joint_qpos(env, body_name: str) -> slice | None:
     model = env.sim.model
     bid = model.body_name2id(body_name)
-    if model.body_jntnum[bid] == 0:
+    if model.body_jntnum[bid] == 0 or model.jnt_type[model.body_jntadr[bid]] != 0:  # 0 = mjJNT_FREE
         return None
     adr = model.jnt_qposadr[model.body_jntadr[bid]]
     return slice(adr, adr + 7)

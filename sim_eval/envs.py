@@ -81,6 +81,19 @@ def robosuite_panda_spec(image_size: int = 96) -> EmbodimentSpec:
 _CAMERA_MAP = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
 
 
+def _gl_guard() -> None:
+    """TensorFlow (imported with global symbols) breaks Mesa's llvmpipe JIT: rendering then segfaults.
+    When TF is already loaded in this process, fall back to the LLVM-free softpipe rasterizer (slow; the
+    rollout/collect/eval paths avoid this by running MuJoCo in fresh worker processes)."""
+    import sys
+    import warnings
+
+    if "tensorflow" in sys.modules and os.environ.get("MUJOCO_GL", "egl") == "egl" and not os.environ.get("GALLIUM_DRIVER"):
+        os.environ["GALLIUM_DRIVER"] = "softpipe"
+        warnings.warn("sim_eval: tensorflow is loaded in this process; rendering with Mesa softpipe (slow). "
+                      "Run MuJoCo in worker processes (sim_eval.rollout.run_jobs) for llvmpipe speed.", stacklevel=3)
+
+
 def _controller_config():
     from robosuite.controllers import load_composite_controller_config
 
@@ -100,6 +113,7 @@ class RobosuiteEnv:
     ):
         import logging
 
+        _gl_guard()
         import robosuite as suite
 
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # per-env controller-config warnings

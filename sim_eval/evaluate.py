@@ -49,11 +49,9 @@ def evaluate(
         source, label = policy, f"{policy.kind}:{policy.target}" if policy.target else policy.kind
     elif isinstance(policy, str):
         source, label = PolicySource.parse(policy), policy
-    else:
-        obj, source = policy, PolicySource("object")
+    else:  # a Policy object: pickled into the worker processes
+        obj, source = policy, PolicySource("object", obj=policy)
         label = getattr(getattr(policy, "metadata", None), "model", "") or type(policy).__name__
-        if workers > 1:
-            raise ValueError("a Policy object runs in-process: use workers=1, or pass a checkpoint path / server URL")
     conds = _conditions(factors, factor_seed)
     # the first seeds of each condition are filmed in the main pass; _record_videos re-runs a seed only
     # when a condition has both outcomes and the filmed ones show just one
@@ -107,8 +105,8 @@ def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, 
                 if other:
                     extra.append(Job(task, other[0].seed, cond, factors_of[cond], video=True))
     if extra:
-        filmed += [r for r in run_jobs(extra, source, cfg, workers=workers if obj is None else 1, desc="videos",
-                                       policy=obj) if r.frames and not r.error]
+        filmed += [r for r in run_jobs(extra, source, cfg, workers=workers, desc="videos", policy=obj)
+                   if r.frames and not r.error]
     vdir.mkdir(parents=True, exist_ok=True)
     names = []
     for res in filmed:

@@ -24,6 +24,7 @@ class PolicySource:
     target: str = ""
     embodiment: str | None = None
     chunk: int = 1  # scripted experts only: actions per predicted chunk
+    obj: Any = field(default=None, compare=False, repr=False)  # kind "object": a picklable Policy instance
 
     @classmethod
     def parse(cls, text: str, chunk: int = 1) -> "PolicySource":
@@ -44,6 +45,8 @@ class PolicySource:
             from sim_eval.experts import make_expert
 
             return make_expert(task, spec=env.spec, chunk=self.chunk, env=env)
+        if self.kind == "object":
+            return self.obj
         if self.kind == "checkpoint":
             from vla.policy import VLAPolicy
 
@@ -161,6 +164,7 @@ _W: dict[str, Any] = {}
 
 def _worker_init(source: PolicySource, cfg: RolloutConfig) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("USE_TF", "0")  # keep TensorFlow (and its LLVM symbols) out of render workers
     try:
         import torch
 
@@ -211,11 +215,13 @@ def run_jobs(
     desc: str = "episodes",
     policy=None,
     progress: bool = True,
+    in_process: bool = False,
 ) -> Iterator[EpisodeResult]:
-    """Yield results (in completion order) of ``jobs`` run by ``workers`` processes.
+    """Yield results (in completion order) of ``jobs`` run by ``workers`` spawned processes.
 
-    ``policy``: an already-built Policy object to use in-process (``workers`` must be 1), e.g. the
-    fine-tuning loop's live model; otherwise each worker builds one from ``source``.
+    Workers are fresh interpreters (MuJoCo's CPU renderer crashes in a process that has loaded
+    TensorFlow, as the data pipeline does). ``policy``: a Policy object (e.g. the fine-tuning loop's
+    live model); it is pickled into each worker. ``in_process=True`` runs here instead (no pickling).
     """
     from tqdm import tqdm
 
@@ -223,10 +229,10 @@ def run_jobs(
     bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
     ok = 0
     try:
-        if workers <= 1 or len(jobs) <= 1:
+        if policy is not None:
+            source = PolicySource("object", obj=policy)
+        if in_process:
             _worker_init(source, cfg)
-            if policy is not None:
-                _W["policies"]["shared"] = policy
             for job in jobs:
                 res = _run_job(job)
                 ok += res.success
@@ -234,11 +240,8 @@ def run_jobs(
                 bar.set_postfix(success=f"{ok}/{bar.n}")
                 yield res
             return
-        if policy is not None:
-            raise ValueError("an in-process policy object cannot be shared with worker processes; use workers=1")
         ctx = mp.get_context("spawn")  # EGL/MuJoCo state must not be forked
-        # order jobs so each worker mostly stays on one (task, factors) env
-        with ctx.Pool(workers, initializer=_worker_init, initargs=(source, cfg)) as pool:
+        with ctx.Pool(max(1, min(workers, len(jobs))), initializer=_worker_init, initargs=(source, cfg)) as pool:
             for res in pool.imap_unordered(_run_job, jobs, chunksize=1):
                 ok += res.success
                 bar.update(1)

@@ -17,7 +17,7 @@ from vla.types import Policy, PolicyMetadata, validate_observation  # noqa: E402
 
 @pytest.fixture(scope="module")
 def lift():
-    env = make_env("Lift", image_size=64)
+    env = make_env("Lift", image_size=48)
     yield env
     env.close()
 
@@ -28,7 +28,7 @@ def test_observation_vocabulary_and_upright_images(lift):
     validate_observation(obs, spec)
     assert set(obs["images"]) == {"agentview", "wrist"}
     img = obs["images"]["agentview"]
-    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8
     assert obs["state"].shape == (9,) and obs["state"].dtype == np.float32
     assert obs["prompt"] == "pick up the red cube"
     # agentview looks at the robot across the table: robot/wall (dark) at the top, white table below
@@ -90,11 +90,11 @@ class _ChunkPolicy:
 
 def test_chunk_execution_renders_only_at_queries(lift):
     pol = _ChunkPolicy(lift.spec, horizon=10)
-    res = run_episode(lift, pol, Job("Lift", 1), RolloutConfig(max_steps=40))  # spec.execute_horizon = 8
-    assert res.steps == 40 and res.queries == pol.calls == math.ceil(40 / 8)
+    res = run_episode(lift, pol, Job("Lift", 1), RolloutConfig(max_steps=20))  # spec.execute_horizon = 8
+    assert res.steps == 20 and res.queries == pol.calls == math.ceil(20 / 8)
     assert res.renders == 2 * res.queries  # two cameras, only when the chunk ran out
-    every = run_episode(lift, _ChunkPolicy(lift.spec), Job("Lift", 1), RolloutConfig(max_steps=40, render_every_step=True))
-    assert every.renders == 2 * 40 and every.queries == 5
+    every = run_episode(lift, _ChunkPolicy(lift.spec), Job("Lift", 1), RolloutConfig(max_steps=20, render_every_step=True))
+    assert every.renders == 2 * 20 and every.queries == 3
 
 
 def test_vla_policy_rollout(lift):

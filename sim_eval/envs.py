@@ -171,6 +171,13 @@ class RobosuiteEnv:
     def sim(self):
         return self.env.sim
 
+    @property
+    def model(self):
+        return self.env.sim.model
+
+    def cam_id(self, camera: str) -> int:
+        return self.sim.model.camera_name2id(_CAMERA_MAP[camera])
+
     def reset(self, seed: int, render: bool = True) -> Observation:
         """Start the episode fully determined by ``seed`` (and the factors' own seeds)."""
         self.env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
@@ -248,6 +255,7 @@ def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = No
 
 SUITES: dict[str, tuple[str, ...]] = {
     "robosuite": tuple(ROBOSUITE_TASKS),
+    "mt10": (),  # filled lazily from sim_eval.metaworld_env
 }
 
 

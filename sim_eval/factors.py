@@ -6,7 +6,7 @@ one. Severity 0 is nominal. Per episode the perturbation is drawn from
 reproduces it exactly. Two factors edit the scene at build time (and recompile it once):
 ``object_size`` (scales the target object's geoms/meshes by a fixed factor of the condition) and
 ``distractors`` (adds a pool of hidden visual-only objects that episodes place on the table).
-Every other factor edits ``env.sim.model`` arrays after ``reset`` and is undone before the next.
+Every other factor edits ``env.model`` arrays after ``reset`` and is undone before the next.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _visual_geoms(model, body_names: Sequence[str]) -> list[int]:
 
 
 def _surface_geoms(env) -> list[int]:
-    model = env.sim.model
+    model = env.model
     names = [n for n in ("table", "bin1", "bin2") if n in model.body_names]
     return _visual_geoms(model, names)
 
@@ -83,7 +83,7 @@ def _geom_color(model, g: int) -> np.ndarray:
 
 
 def _free_joint_qpos(env, body_name: str) -> slice | None:
-    model = env.sim.model
+    model = env.model
     bid = model.body_name2id(body_name)
     if model.body_jntnum[bid] == 0 or model.jnt_type[model.body_jntadr[bid]] != 0:  # 0 = mjJNT_FREE
         return None
@@ -122,8 +122,8 @@ class CameraPose(Factor):
     visual = True
 
     def apply(self, env, s, rng):
-        model = env.sim.model
-        cid = model.camera_name2id("agentview")
+        model = env.model
+        cid = env.cam_id("agentview")
         d = rng.normal(size=3)
         model.cam_pos[cid] += d / np.linalg.norm(d) * 0.04 * s.severity
         axis = rng.normal(size=3)
@@ -139,7 +139,7 @@ class Lighting(Factor):
     visual = True
 
     def apply(self, env, s, rng):
-        model = env.sim.model
+        model = env.model
         gain = np.exp(rng.choice([-1, 1]) * 0.4 * s.severity)
         tint = 1.0 + rng.uniform(-0.15, 0.15, size=3) * s.severity
         for i in range(model.nlight):
@@ -156,7 +156,7 @@ class TableAppearance(Factor):
     visual = True
 
     def apply(self, env, s, rng):
-        model = env.sim.model
+        model = env.model
         geoms = _surface_geoms(env)
         color = _random_color(rng)
         if s.severity >= 3:
@@ -181,7 +181,7 @@ class ObjectColor(Factor):
     visual = True
 
     def apply(self, env, s, rng):
-        model = env.sim.model
+        model = env.model
         geoms = _visual_geoms(model, [TARGET_BODY[env.task.name]])
         if env.task.name == "Door":
             geoms += _visual_geoms(model, ["Door_door"])
@@ -255,7 +255,7 @@ class ObjectPose(Factor):
         return np.array(env.env.table_offset[:2]), 0.03 + 0.04 * s.severity
 
     def apply(self, env, s, rng):
-        model, data = env.sim.model, env.sim.data
+        model, data = env.model, env.sim.data
         center, r = self.ranges(env, s)
         body = TARGET_BODY[env.task.name]
         if env.task.name == "Door":  # the door is fixed to the world: shift its base body
@@ -289,7 +289,7 @@ class Distractors(Factor):
         return True
 
     def apply(self, env, s, rng):
-        model, data = env.sim.model, env.sim.data
+        model, data = env.model, env.sim.data
         if env.task.name == "PickPlaceCan":
             center, r, z = np.array(env.env.bin1_pos[:2]), 0.12, env.env.bin1_pos[2] + 0.025
         elif env.task.name == "Door":
@@ -331,7 +331,7 @@ class Dynamics(Factor):
     changes_solution = True
 
     def apply(self, env, s, rng):
-        model = env.sim.model
+        model = env.model
         body = TARGET_BODY[env.task.name]
         bid = model.body_name2id(body if env.task.name != "Door" else "Door_door")
         m = (1 + 0.75 * s.severity) ** rng.choice([-1, 1])
@@ -357,6 +357,8 @@ FACTORS: dict[str, Factor] = {
     "dynamics": Dynamics(),
 }
 
+GENERIC_FACTORS = ("camera_pose", "lighting", "paraphrase")  # the ones that also work on Meta-World
+
 # model arrays the runtime factors edit; restored to their nominal values before every episode
 _SNAPSHOT = ("cam_pos", "cam_quat", "light_diffuse", "light_ambient", "light_pos", "geom_rgba", "geom_matid",
              "body_mass", "body_inertia", "geom_friction", "dof_damping")
@@ -371,6 +373,11 @@ class FactorSet:
 
     def prepare(self, env) -> None:
         active = [s for s in self.settings if s.severity > 0]
+        if env.task.suite != "robosuite":
+            bad = [s.name for s in active if s.name not in GENERIC_FACTORS]
+            if bad:
+                raise ValueError(f"{env.task.name}: factor(s) {bad} are robosuite-only; on {env.task.suite} use "
+                                 f"{sorted(GENERIC_FACTORS)}")
         if active and env.task.suite == "robosuite":
             root = ET.fromstring(env.env.model.get_xml())
             changed = [FACTORS[s.name].edit_xml(root, env, s) for s in active]
@@ -379,15 +386,16 @@ class FactorSet:
         self.snapshot(env)
 
     def snapshot(self, env) -> None:
-        model = env.sim.model
+        model = env.model
         self._nominal = {k: np.array(getattr(model, k)).copy() for k in _SNAPSHOT}
         self._nominal["headlight"] = np.array([model.vis.headlight.diffuse, model.vis.headlight.ambient]).copy()
-        dist = [model.body_name2id(f"distractor{i}") for i in range(N_DISTRACTORS) if f"distractor{i}" in model.body_names]
+        names = getattr(model, "body_names", ())
+        dist = [model.body_name2id(f"distractor{i}") for i in range(N_DISTRACTORS) if f"distractor{i}" in names]
         self._dist = dist
         self._dist_pos = np.array(model.body_pos[dist]).copy() if dist else None
 
     def restore(self, env) -> None:
-        model = env.sim.model
+        model = env.model
         for k, v in self._nominal.items():
             if k != "headlight":
                 getattr(model, k)[...] = v

@@ -1,0 +1,197 @@
+"""Meta-World MT10 behind the same interface as the robosuite envs, with Meta-World's own experts.
+
+One instruction per task makes MT10 a language-conditioned multi-task suite. An episode seed picks
+one of the task's 50 MT10 variations (object/goal placements) and seeds the reset.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from sim_eval.envs import TaskInfo
+from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+_MT10 = {
+    "reach-v3": ("reach the goal position", ("move the gripper to the target", "go to the goal")),
+    "push-v3": ("push the puck to the goal", ("slide the puck to the target", "shove the puck onto the goal")),
+    "pick-place-v3": ("pick up the puck and place it at the goal", ("move the puck to the target in the air",
+                                                                     "grasp the puck and put it on the goal")),
+    "door-open-v3": ("open the door", ("pull the door open", "swing the door open")),
+    "drawer-open-v3": ("open the drawer", ("pull the drawer out", "slide the drawer open")),
+    "drawer-close-v3": ("close the drawer", ("push the drawer shut", "slide the drawer closed")),
+    "button-press-topdown-v3": ("press the button from the top", ("push the button down", "press down on the button")),
+    "peg-insert-side-v3": ("insert the peg into the hole from the side", ("put the peg in the side hole",
+                                                                          "slide the peg into the hole")),
+    "window-open-v3": ("slide the window open", ("open the window", "push the window open sideways")),
+    "window-close-v3": ("slide the window closed", ("close the window", "push the window shut sideways")),
+}
+METAWORLD_TASKS: dict[str, TaskInfo] = {
+    name: TaskInfo(name, "metaworld", instr, 300, name, "metaworld_sawyer", paraphrases=para)
+    for name, (instr, para) in _MT10.items()
+}
+_CAMERA_MAP = {"agentview": "corner2", "wrist": "gripperPOV"}
+_POLICY_CLASS = {
+    "reach-v3": "SawyerReachV3Policy", "push-v3": "SawyerPushV3Policy", "pick-place-v3": "SawyerPickPlaceV3Policy",
+    "door-open-v3": "SawyerDoorOpenV3Policy", "drawer-open-v3": "SawyerDrawerOpenV3Policy",
+    "drawer-close-v3": "SawyerDrawerCloseV3Policy", "button-press-topdown-v3": "SawyerButtonPressTopdownV3Policy",
+    "peg-insert-side-v3": "SawyerPegInsertionSideV3Policy", "window-open-v3": "SawyerWindowOpenV3Policy",
+    "window-close-v3": "SawyerWindowCloseV3Policy",
+}
+
+
+def metaworld_spec(image_size: int = 96) -> EmbodimentSpec:
+    """Sawyer arm of Meta-World: xyz delta (+gripper) actions, hand xyz + gripper opening state."""
+    return EmbodimentSpec(
+        name="metaworld_sawyer",
+        cameras=("agentview", "wrist"),
+        state_dim=4,
+        action_dim=4,
+        action_space="eef_delta_pos3_gripper1",
+        state_space="eef_pos3_gripper_open1",
+        action_is_delta=(True, True, True, False),
+        gripper_dims=(3,),
+        control_hz=80.0,
+        execute_horizon=8,
+        image_size=(image_size, image_size),
+        description="Meta-World v3 Sawyer: dpos in [-1, 1] (x1/100 m), gripper -1 open / +1 close; images upright.",
+    )
+
+
+_MT10_BENCH = None
+
+
+def _benchmark():
+    global _MT10_BENCH
+    if _MT10_BENCH is None:
+        import metaworld
+
+        _MT10_BENCH = metaworld.MT10(seed=0)
+    return _MT10_BENCH
+
+
+class MetaWorldEnv:
+    """One MT10 task; ``reset(seed)`` picks variation ``seed % 50`` and seeds the env."""
+
+    def __init__(self, task: str, image_size: int = 96, cameras: Sequence[str] | None = None,
+                 factors: Sequence[Any] = (), seed: int = 0):
+        from sim_eval.envs import _gl_guard
+
+        if task not in METAWORLD_TASKS:
+            raise ValueError(f"unknown Meta-World MT10 task {task!r}; choose from {sorted(METAWORLD_TASKS)}")
+        _gl_guard()
+        bench = _benchmark()
+        self.task = METAWORLD_TASKS[task]
+        self.image_size = int(image_size)
+        self.spec = metaworld_spec(self.image_size)
+        self.cameras = tuple(cameras) if cameras is not None else self.spec.cameras
+        self.max_steps = self.task.max_steps
+        self.env = bench.train_classes[task]()
+        self._variations = [t for t in bench.train_tasks if t.env_name == task]
+        self.instruction = self.task.instruction
+        self.renders = 0
+        self._renderer = None
+        self._t = 0
+        self._raw = np.zeros(39)
+        self._success = False
+        from sim_eval.factors import FactorSet
+
+        self.factors = FactorSet(factors)
+        self.factors.prepare(self)
+
+    @property
+    def model(self):
+        return self.env.model
+
+    def cam_id(self, camera: str) -> int:
+        import mujoco
+
+        return mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, _CAMERA_MAP.get(camera, camera))
+
+    def reset(self, seed: int, render: bool = True) -> Observation:
+        self.env.set_task(self._variations[seed % len(self._variations)])
+        self._raw, _ = self.env.reset(seed=int(seed))
+        self.instruction = self.task.instruction
+        self.factors.apply(self, seed)
+        self._t, self._success = 0, False
+        return self.observe(render)
+
+    def step(self, action: np.ndarray) -> tuple[bool, bool]:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (4,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"{self.task.name}: action must be 4 finite floats, got shape {a.shape}: {a}")
+        self._raw, _, _, _, info = self.env.step(np.clip(a, -1.0, 1.0).astype(np.float32))
+        self._t += 1
+        self._success = self._success or bool(info.get("success", 0.0))
+        return self._success or self._t >= self.max_steps, self._success
+
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def t(self) -> int:
+        return self._t
+
+    def state(self) -> np.ndarray:
+        return np.asarray(self._raw[:4], dtype=np.float32)
+
+    def render(self, camera: str, size: int | None = None) -> np.ndarray:
+        import mujoco
+
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        self._renderer.update_scene(self.env.data, camera=self.cam_id(camera))
+        self.renders += 1
+        return np.ascontiguousarray(self._renderer.render()[::-1])  # OpenGL rows are bottom-up
+
+    def observe(self, render: bool = True) -> Observation:
+        images = {c: self.render(c) for c in self.cameras} if render else {}
+        return {"images": images, "state": self.state(), "prompt": self.instruction}
+
+    def raw(self) -> np.ndarray:
+        return self._raw
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+        self.env.close()
+
+
+class MetaWorldExpert:
+    """Meta-World's scripted policy for a task behind the Policy interface."""
+
+    def __init__(self, task: str, spec: EmbodimentSpec | None = None, chunk: int = 1):
+        import metaworld.policies as mp
+
+        self.task = task
+        self.spec = spec or metaworld_spec()
+        self.chunk = int(chunk)
+        self._policy = getattr(mp, _POLICY_CLASS[task])()
+        self.env = None
+        self._meta = PolicyMetadata({self.spec.name: self.spec}, self.spec.name, self.chunk,
+                                    model=f"metaworld-expert:{task}", extra={"uses_images": False, "scripted": True})
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._meta
+
+    def attach(self, env) -> "MetaWorldExpert":
+        self.env = env
+        return self
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, observations, *, embodiment=None, seed=None) -> list[ActionChunk]:
+        if self.env is None:
+            raise RuntimeError("MetaWorldExpert: attach(env) before predict (it reads the full simulator state)")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = np.clip(np.asarray(self._policy.get_action(self.env.raw()), np.float32), -1, 1)
+        return [np.repeat(a[None], self.chunk, axis=0)]

@@ -17,7 +17,7 @@ SEED = 4
 
 @pytest.fixture(scope="module")
 def nominal():
-    env = make_env("Lift", image_size=64)
+    env = make_env("Lift", image_size=48, cameras=("agentview",))
     obs = env.reset(SEED)
     model = env.sim.model
     info = {"obs": obs, "mass": model.body_mass.copy(), "friction": model.geom_friction.copy(),
@@ -27,7 +27,7 @@ def nominal():
 
 
 def _env(name, severity=3, seed=0, task="Lift"):
-    return make_env(task, image_size=64, factors=[FactorSetting(name, severity, seed)])
+    return make_env(task, image_size=48, cameras=("agentview",), factors=[FactorSetting(name, severity, seed)])
 
 
 def _pixdiff(a, b):
@@ -98,7 +98,7 @@ def test_dynamics_changes_mass_and_friction(nominal):
 
 
 def test_severity_zero_is_nominal(nominal):
-    env = make_env("Lift", image_size=64, factors=["lighting@0", "camera_pose@0"])
+    env = make_env("Lift", image_size=48, cameras=("agentview",), factors=["lighting@0", "camera_pose@0"])
     obs = env.reset(SEED)
     env.close()
     assert np.array_equal(obs["images"]["agentview"], nominal["obs"]["images"]["agentview"])
@@ -116,7 +116,7 @@ def test_factor_parse_errors():
 def test_expert_succeeds_under_non_task_factors():
     factors = [FactorSetting(n, 3, 1) for n in ("camera_pose", "lighting", "table_color", "object_color",
                                                 "distractors", "paraphrase")] + [FactorSetting("object_pose", 2, 1)]
-    env = make_env("Lift", image_size=64, factors=factors)
+    env = make_env("Lift", image_size=48, cameras=("agentview",), factors=factors)
     expert = make_expert("Lift", env=env)
     results = [run_episode(env, expert, Job("Lift", s)) for s in (0, 1, 2)]
     env.close()
@@ -125,10 +125,10 @@ def test_expert_succeeds_under_non_task_factors():
 
 @pytest.mark.parametrize("task", ["Stack", "PickPlaceCan", "Door"])
 def test_all_factors_apply_on_other_tasks(task):
-    env = make_env(task, image_size=64)
+    env = make_env(task, image_size=48, cameras=("agentview",))
     base = env.reset(SEED)
     env.close()
-    env = make_env(task, image_size=64, factors=[FactorSetting(n, 2, 0) for n in FACTORS])
+    env = make_env(task, image_size=48, cameras=("agentview",), factors=[FactorSetting(n, 2, 0) for n in FACTORS])
     obs = env.reset(SEED)
     expert = make_expert(task, env=env)
     res = run_episode(env, expert, Job(task, SEED), )

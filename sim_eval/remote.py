@@ -1,0 +1,75 @@
+"""Evaluate a policy served over the openpi WebSocket protocol (``openpi_client``).
+
+Observations go out with openpi's flat LIBERO-style keys (``observation/image``,
+``observation/wrist_image``, ``observation/state``, ``prompt``), which real openpi servers and
+``vla serve`` both accept; the reply's ``actions`` [H, A] is the chunk. HTTP servers (``vla serve``)
+are reached through ``serve.client.RemotePolicy`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata
+
+
+class OpenPIPolicy:
+    """``vla.types.Policy`` over an openpi WebSocket server. ``url``: ``ws://host:port``."""
+
+    def __init__(self, url: str, spec: EmbodimentSpec, api_key: str | None = None):
+        from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+        u = urlparse(url if "://" in url else f"ws://{url}")
+        if not u.hostname:
+            raise ValueError(f"openpi url {url!r}: expected ws://host:port")
+        self.spec = spec
+        self._client = WebsocketClientPolicy(host=u.hostname, port=u.port, api_key=api_key)
+        server_meta = self._client.get_server_metadata() or {}
+        self._meta = PolicyMetadata({spec.name: spec}, spec.name, int(server_meta.get("action_horizon", 0) or 0),
+                                    model=f"openpi:{url}", extra={"server": _plain(server_meta)})
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._meta
+
+    def _payload(self, obs: Observation, seed) -> dict:
+        cams = list(self.spec.cameras)
+        wrist = next((c for c in cams if "wrist" in c), None)
+        main = next((c for c in cams if c != wrist), cams[0])
+        out = {"observation/state": np.asarray(obs["state"], np.float32), "prompt": obs.get("prompt", "")}
+        images = obs.get("images", {})
+        if main in images:
+            out["observation/image"] = images[main]
+        if wrist and wrist in images:
+            out["observation/wrist_image"] = images[wrist]
+        if seed is not None:
+            out["seed"] = int(seed)
+        return out
+
+    def predict(self, observations: list[Observation], *, embodiment: str | None = None,
+                seed: int | Sequence[int] | None = None) -> list[ActionChunk]:
+        seeds = [seed] * len(observations) if seed is None or isinstance(seed, (int, np.integer)) else list(seed)
+        out = []
+        for obs, s in zip(observations, seeds):
+            reply = self._client.infer(self._payload(obs, s))
+            actions = np.asarray(reply["actions"], np.float32)
+            if actions.ndim == 1:
+                actions = actions[None]
+            out.append(actions[:, : self.spec.action_dim])
+        return out
+
+    def reset(self) -> None:
+        self._client.reset()
+
+
+def _plain(d):
+    if isinstance(d, dict):
+        return {str(k): _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(v) for v in d]
+    if isinstance(d, np.ndarray):
+        return d.tolist()
+    return d if isinstance(d, (str, int, float, bool, type(None))) else str(d)

@@ -25,6 +25,8 @@ class BackboneConfig:
     # both
     num_lm_layers: int | None = None  # keep only the first K transformer layers (SmolVLA-style)
     freeze_lm: bool = False  # freeze the pretrained language model weights
+    freeze_lm_embeddings: bool = True  # the (large, mostly unused) token embedding table stays pretrained
+    lm_dropout: float = 0.0  # dropout inside the pretrained LM while training (MiniLM ships 0.1)
     lm_random_init: bool = False  # tests/benchmarks: same architecture, random weights (no file read)
     lm_config_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. hidden_size for size sweeps
 
@@ -49,6 +51,7 @@ class HeadConfig:
     flow_beta_alpha: float = 1.5  # t ~ Beta(alpha, beta) (pi0: more weight on noisy times)
     flow_beta_beta: float = 1.0
     ddim_train_timesteps: int = 100
+    ddim_prediction: str = "sample"  # "sample" (predict the clean chunk) | "epsilon" (predict the noise)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class VLAConfig:
             raise ValueError("backbone.kind='hf' needs backbone.hf_model (hub id or local path)")
         if self.head.kind not in ("flow", "ddim"):
             raise ValueError(f"head.kind must be 'flow' or 'ddim'; got {self.head.kind!r}")
+        if self.head.ddim_prediction not in ("sample", "epsilon"):
+            raise ValueError(f"head.ddim_prediction must be 'sample' or 'epsilon'; got {self.head.ddim_prediction!r}")
         if self.expert.width % self.expert.heads:
             raise ValueError(f"expert.width {self.expert.width} not divisible by heads {self.expert.heads}")
 

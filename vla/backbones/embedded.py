@@ -66,6 +66,7 @@ class EmbeddedBackbone(nn.Module):
         lm_config = AutoConfig.from_pretrained(path, local_files_only=True)
         if bcfg.num_lm_layers is not None:
             lm_config.num_hidden_layers = bcfg.num_lm_layers
+        lm_config.hidden_dropout_prob = lm_config.attention_probs_dropout_prob = bcfg.lm_dropout
         for key, value in bcfg.lm_config_overrides.items():
             setattr(lm_config, key, value)
         if bcfg.lm_random_init:
@@ -87,6 +88,8 @@ class EmbeddedBackbone(nn.Module):
         nn.init.normal_(self.camera_embed, std=0.02)
         if bcfg.freeze_lm:
             self.lm.requires_grad_(False)
+        if bcfg.freeze_lm_embeddings:
+            self.lm.get_input_embeddings().requires_grad_(False)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # names of pretrained-LM modules LoRA may wrap

@@ -50,8 +50,18 @@ class HFBackbone(nn.Module):
         self.image_token_id = self.processor.tokenizer.convert_tokens_to_ids(image_token)
         if bcfg.freeze_lm:
             self.vlm.requires_grad_(False)
+        if bcfg.freeze_lm_embeddings:
+            self.vlm.get_input_embeddings().requires_grad_(False)
 
     lora_target_modules = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    @property
+    def language_model(self) -> nn.Module:
+        """The VLM's decoder (PaliGemma/Qwen: ``language_model``, Idefics3: ``text_model``)."""
+        for name in ("language_model", "text_model"):
+            if hasattr(self.vlm, name):
+                return getattr(self.vlm, name)
+        raise AttributeError(f"{type(self.vlm).__name__}: no language model found")
 
     def _texts(self, prompts: list[str], n_images: int) -> list[str]:
         if self.family == "paligemma":

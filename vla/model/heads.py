@@ -51,8 +51,9 @@ class FlowMatchingHead:
 
 
 class DDIMHead:
-    """Epsilon-prediction diffusion (cosine schedule) trained on T steps, sampled with
-    deterministic DDIM (eta=0) in ``num_inference_steps`` steps."""
+    """Diffusion (cosine schedule) trained on T steps, sampled with deterministic DDIM (eta=0) in
+    ``num_inference_steps`` steps. The expert predicts the clean chunk (``sample``, default: well
+    conditioned at low noise, which few-step DDIM relies on) or the noise (``epsilon``)."""
 
     def __init__(self, cfg: HeadConfig):
         self.cfg = cfg
@@ -73,7 +74,8 @@ class DDIMHead:
         ab = self.alpha_bar.to(actions.device)[k][:, None, None]
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
         x_k = ab.sqrt() * actions + (1 - ab).sqrt() * noise
-        return masked_mse(fn(x_k, self._t_input(k)), noise, mask)
+        target = actions if self.cfg.ddim_prediction == "sample" else noise
+        return masked_mse(fn(x_k, self._t_input(k)), target, mask)
 
     @torch.no_grad()
     def sample(self, fn: PredictFn, noise: torch.Tensor) -> torch.Tensor:
@@ -86,8 +88,13 @@ class DDIMHead:
             ab = alpha_bar[k]
             ab_prev = alpha_bar[ks[i + 1]] if i + 1 < n else torch.tensor(1.0, device=noise.device)
             kk = torch.full((x.shape[0],), k, device=x.device)
-            eps = fn(x, self._t_input(kk))
-            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+            pred = fn(x, self._t_input(kk))
+            if self.cfg.ddim_prediction == "sample":
+                x0 = pred
+                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            else:
+                eps = pred
+                x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
         return x
 

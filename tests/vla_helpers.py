@@ -1,0 +1,27 @@
+"""Small builders shared by the vla tests."""
+
+import numpy as np
+
+from vla.normalization import NormStats
+from vla.types import EmbodimentSpec
+
+
+def panda_spec(name: str = "panda", with_stats: bool = True, **kw) -> EmbodimentSpec:
+    state_stats = action_stats = None
+    if with_stats:
+        rng = np.random.default_rng(0)
+        state_stats = NormStats.from_data(rng.normal(0.5, 2.0, (500, 9)), mode="zscore")
+        action_stats = NormStats.from_data(rng.uniform(-0.3, 0.3, (500, 7)), mode="quantile", skip_dims=(6,))
+    base = dict(name=name, cameras=("agentview", "wrist"), state_dim=9, action_dim=7, gripper_dims=(6,),
+                state_stats=state_stats, action_stats=action_stats)
+    base.update(kw)
+    return EmbodimentSpec(**base)
+
+
+def observation(seed: int = 0, size: int = 84, prompt: str = "lift the red cube", cameras=("agentview", "wrist")):
+    rng = np.random.default_rng(seed)
+    return {
+        "images": {c: rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for c in cameras},
+        "state": rng.normal(0, 1, 9).astype(np.float32),
+        "prompt": prompt,
+    }

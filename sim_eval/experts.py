@@ -60,7 +60,7 @@ class ScriptedExpert:
 
     task = ""
 
-    def __init__(self, spec: EmbodimentSpec, chunk: int = 1, gain: float = 12.0):
+    def __init__(self, spec: EmbodimentSpec, chunk: int = 1, gain: float = 12.0, uses_images: bool = False):
         self.spec = spec
         self.chunk = int(chunk)
         self.gain = gain
@@ -70,7 +70,7 @@ class ScriptedExpert:
             default_embodiment=spec.name,
             action_horizon=self.chunk,
             model=f"scripted-expert:{self.task}",
-            extra={"uses_images": False, "scripted": True},
+            extra={"uses_images": uses_images, "scripted": True},  # True: make rollouts render as for a VLA
         )
         self.reset()
 
@@ -124,7 +124,7 @@ class ScriptedExpert:
                 axis = drot / np.linalg.norm(drot)
                 k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
                 rot = (np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k) @ rot
-        self.counter += 1
+        self.counter += self.chunk  # phase timers count control steps
         return [np.stack(actions)]
 
     # -- helpers for subclasses ----------------------------------------------------------------
@@ -349,12 +349,12 @@ class DoorExpert(ScriptedExpert):
 EXPERTS = {"Lift": LiftExpert, "Stack": StackExpert, "PickPlaceCan": PickPlaceCanExpert, "Door": DoorExpert}
 
 
-def make_expert(task: str, spec: EmbodimentSpec | None = None, chunk: int = 1, env=None):
+def make_expert(task: str, spec: EmbodimentSpec | None = None, chunk: int = 1, env=None, uses_images: bool = False):
     """The scripted expert for a task (robosuite state machines or Meta-World's own policies)."""
     if task in EXPERTS:
         from sim_eval.envs import robosuite_panda_spec
 
-        expert = EXPERTS[task](spec or robosuite_panda_spec(), chunk=chunk)
+        expert = EXPERTS[task](spec or robosuite_panda_spec(), chunk=chunk, uses_images=uses_images)
     else:
         from sim_eval.metaworld_env import MetaWorldExpert
 

@@ -24,6 +24,7 @@ class PolicySource:
     target: str = ""
     embodiment: str | None = None
     chunk: int = 1  # scripted experts only: actions per predicted chunk
+    expert_uses_images: bool = False  # scripted experts only: render at queries as if the policy looked
     obj: Any = field(default=None, compare=False, repr=False)  # kind "object": a picklable Policy instance
 
     @classmethod
@@ -44,7 +45,7 @@ class PolicySource:
         if self.kind == "expert":
             from sim_eval.experts import make_expert
 
-            return make_expert(task, spec=env.spec, chunk=self.chunk, env=env)
+            return make_expert(task, spec=env.spec, chunk=self.chunk, env=env, uses_images=self.expert_uses_images)
         if self.kind == "object":
             return self.obj
         if self.kind == "checkpoint":

@@ -106,3 +106,18 @@ def test_vla_policy_rollout(lift):
     policy = VLAPolicy.create(tiny_config(), embodiments=[lift.spec])
     res = run_episode(lift, policy, Job("Lift", 2), RolloutConfig(max_steps=24))
     assert res.steps == 24 and res.queries == 3 and not res.error
+
+
+def test_metaworld_mt10_env_and_expert():
+    pytest.importorskip("metaworld")
+    from sim_eval.metaworld_env import METAWORLD_TASKS
+
+    assert len(METAWORLD_TASKS) == 10 and len({t.instruction for t in METAWORLD_TASKS.values()}) == 10
+    env = make_env("drawer-close-v3", image_size=48, cameras=("agentview",))
+    obs = env.reset(seed=1)
+    validate_observation(obs, env.spec)
+    assert obs["prompt"] == "close the drawer" and obs["state"].shape == (4,)
+    expert = make_expert("drawer-close-v3", env=env)
+    res = [run_episode(env, expert, Job("drawer-close-v3", s)) for s in (0, 1)]
+    env.close()
+    assert all(r.success for r in res)

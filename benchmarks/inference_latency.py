@@ -1,0 +1,121 @@
+"""Inference latency of VLAPolicy.predict, measured side by side in one run.
+
+1. Prefix encoded once per predict (the prefix K/V cached for all integration steps) vs
+   recomputed at every one of the 10 steps: p50/p90 latency, ratio, and max action difference.
+2. p50 latency of the default (embedded) model for 2 cameras at 224x224 on this machine.
+3. On a CUDA machine only: a PaliGemma-3B-sized random-weight config (SigLIP-So400m + Gemma-2B,
+   action expert width 1024 x 18 blocks) at bf16 (anchor: openpi pi0 ~73 ms on an RTX 4090).
+
+    python benchmarks/inference_latency.py [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vla.config import BackboneConfig, ExpertConfig, default_config  # noqa: E402
+from vla.policy import VLAPolicy  # noqa: E402
+from vla.types import EmbodimentSpec  # noqa: E402
+
+SPEC = EmbodimentSpec(name="panda", cameras=("agentview", "wrist"), state_dim=9, action_dim=7, gripper_dims=(6,))
+
+
+def observation(size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return {
+        "images": {c: rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for c in SPEC.cameras},
+        "state": rng.normal(size=9).astype(np.float32),
+        "prompt": "pick up the red cube and lift it",
+    }
+
+
+def timed(fn, repeats: int, sync=lambda: None):
+    fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(1000 * (time.perf_counter() - t))
+    return out, np.percentile(times, 50), np.percentile(times, 90)
+
+
+def cpu_section(repeats: int) -> None:
+    policy = VLAPolicy.create(default_config(), [SPEC])
+    obs = [observation(224)]
+    print(f"default embedded model: {policy.num_parameters() / 1e6:.1f}M params, "
+          f"{policy.config.head.num_inference_steps} flow steps, horizon {policy.config.action_horizon}, "
+          f"torch threads {torch.get_num_threads()}")
+    once, p50_once, p90_once = timed(lambda: policy.predict(obs, seed=0), repeats)
+    every, p50_every, p90_every = timed(lambda: policy.predict(obs, seed=0, reuse_prefix=False), repeats)
+    diff = float(np.abs(once[0] - every[0]).max())
+    print("\n== prefix encoded once vs every integration step (1 obs, 2 cameras 224², CPU) ==")
+    print(f"{'mode':<28}{'p50 ms':>10}{'p90 ms':>10}")
+    print(f"{'prefix once (cached K/V)':<28}{p50_once:>10.1f}{p90_once:>10.1f}")
+    print(f"{'prefix every step':<28}{p50_every:>10.1f}{p90_every:>10.1f}")
+    print(f"speed-up p50: {p50_every / p50_once:.2f}x (goal >= 3x); max |action difference|: {diff:.2e} (must be <= 1e-5)")
+    print(f"\n== default model, 2 cameras 224², CPU: p50 {p50_once:.1f} ms, p90 {p90_once:.1f} ms ==")
+
+
+def gpu_section(repeats: int) -> None:
+    if not torch.cuda.is_available():
+        print("\n== PaliGemma-3B-sized bf16 on GPU: skipped (no CUDA device on this machine) ==")
+        return
+    from tests.hf_tiny import _fast_tokenizer  # word-level tokenizer; weights are random anyway
+    from transformers import (GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor,
+                              SiglipImageProcessor, SiglipVisionConfig)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = _fast_tokenizer(["<image>"], cls_name="GemmaTokenizerFast")
+        processor = PaliGemmaProcessor(image_processor=SiglipImageProcessor(size={"height": 224, "width": 224},
+                                                                            image_seq_length=256), tokenizer=tok)
+        text = GemmaConfig(vocab_size=257152, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
+                           num_attention_heads=8, num_key_value_heads=1, head_dim=256)
+        vision = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                                    image_size=224, patch_size=14, projection_dim=2048)
+        cfg = PaliGemmaConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=2048,
+                              image_token_index=tok.convert_tokens_to_ids("<image>"), vocab_size=257152, hidden_size=2048)
+        with torch.device("cuda"):
+            PaliGemmaForConditionalGeneration(cfg).to(torch.bfloat16).save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        vcfg = dataclasses.replace(
+            default_config(),
+            backbone=BackboneConfig(kind="hf", hf_model=tmp, hf_dtype="bfloat16"),
+            expert=ExpertConfig(width=1024, depth=18, heads=8),
+            image_size=(224, 224),
+            action_horizon=50,
+        )
+        policy = VLAPolicy.create(vcfg, [SPEC])
+        policy.model.to("cuda")
+        obs = [observation(224)]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            _, p50, p90 = timed(lambda: policy.predict(obs, seed=0), repeats, torch.cuda.synchronize)
+        print(f"\n== PaliGemma-3B-sized (random weights) + 1024x18 expert, bf16, {torch.cuda.get_device_name()} ==")
+        print(f"p50 {p50:.1f} ms, p90 {p90:.1f} ms (anchor: openpi pi0 ~73 ms on an RTX 4090)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 suits batch-1 inference of small models on a 2-core machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cpu_section(args.repeats)
+    gpu_section(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,7 @@ class VLAPolicy:
         if not self.embodiments:
             raise ValueError("VLAPolicy needs at least one EmbodimentSpec")
         self.default_embodiment = default_embodiment or next(iter(self.embodiments))
+        self.adapters = None  # vla.adapters.AdapterSet once an embodiment adapter is attached
         self.model.eval()
 
     # -- construction -------------------------------------------------------------------------
@@ -104,6 +105,11 @@ class VLAPolicy:
         if not isinstance(observations, (list, tuple)) or not observations:
             raise InvalidObservationError("observations", "a non-empty list of observations", type(observations).__name__)
         spec = self.spec(embodiment)
+        # --- adapters (vla/adapters.py): the embodiment's own adapter, else the base ---
+        adapters = getattr(self, "adapters", None)
+        if adapters is not None and len(adapters):
+            adapters.activate(spec.name if spec.name in adapters else None)
+        # --- end adapters ---
         samples: list[TrainingSample] = []
         for i, obs in enumerate(observations):
             validate_observation(obs, spec, index=i)
@@ -209,7 +215,17 @@ class VLAPolicy:
                 "default_embodiment": self.default_embodiment,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-            save_model(self.model, str(tmp / "model.safetensors"))
+            # --- adapters (vla/adapters.py): base weights under plain names, adapters beside them ---
+            adapters = getattr(self, "adapters", None)
+            if adapters is not None and len(adapters):
+                from safetensors.torch import save_file
+
+                base = adapters.base_state_dict()
+                save_file({k: v.detach().cpu().contiguous() for k, v in base.items()}, str(tmp / "model.safetensors"))
+                adapters.save(tmp / "adapters")
+            else:
+                save_model(self.model, str(tmp / "model.safetensors"))
+            # --- end adapters ---
             (tmp / "embodiments").mkdir()
             for spec in self.embodiments.values():
                 spec.save(tmp / "embodiments" / f"{spec.name}.json")
@@ -263,6 +279,14 @@ class VLAPolicy:
         for spec in specs:
             policy.add_embodiment(spec, embodiment_id=ids[spec.name])
         policy.default_embodiment = meta.get("default_embodiment") or specs[0].name
+        # --- adapters (vla/adapters.py) ---
+        policy.adapters = None
+        if (path / "adapters").is_dir():
+            from vla.adapters import AdapterSet
+
+            policy.adapters = AdapterSet(model)
+            policy.adapters.load(path / "adapters")
+        # --- end adapters ---
         if device is not None:
             model.to(device)
         model.eval()

@@ -1,0 +1,142 @@
+"""``vla demo``: collect scripted Lift demos -> fine-tune the embedded policy -> evaluate nominal and
+perturbation factors -> report (table, PNG, mp4s) and how to serve the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="vla_demo", help="output directory (default ./vla_demo)")
+    parser.add_argument("--task", default="Lift", help="robosuite task (default Lift)")
+    parser.add_argument("--demos", type=int, default=50, help="scripted demos to collect (default 50)")
+    parser.add_argument("--train-minutes", type=float, default=15.0, help="training wall-time budget (default 15)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-episodes", type=int, default=50, help="nominal eval episodes (default 50)")
+    parser.add_argument("--factor-episodes", type=int, default=20, help="episodes per factor (default 20)")
+    parser.add_argument("--factors", nargs="*", default=["lighting@2", "table_color@2", "distractors@1"],
+                        help="sim_eval factors to evaluate besides nominal")
+    parser.add_argument("--workers", type=int, default=2, help="sim worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _merge(reports: list[dict]) -> dict:
+    from types import SimpleNamespace
+
+    from sim_eval.report import summarize
+
+    episodes = [e for r in reports for e in r["episodes"]]
+    meta = dict(reports[0]["meta"])
+    meta["conditions"] = [c for r in reports for c in r["meta"]["conditions"] if c != "nominal" or r is reports[0]]
+    meta["episodes_per_condition"] = {c: sum(e["condition"] == c for e in episodes) for c in meta["conditions"]}
+    meta["episodes"] = meta["episodes_per_condition"].get("nominal", len(episodes))  # the table's n column is exact
+    meta["seconds"] = sum(r["meta"]["seconds"] for r in reports)
+    return {"meta": meta, "summary": summarize([SimpleNamespace(**{"error": "", **e}) for e in episodes]), "episodes": episodes,
+            "errors": [x for r in reports for x in r["errors"]], "videos": sorted(v for r in reports for v in r["videos"])}
+
+
+def main(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    from data_pipelines.pipeline import DatasetConfig, PipelineConfig
+    from finetune.config import TrainConfig
+    from finetune.recipes import demo_config
+    from finetune.trainer import train
+    from sim_eval.collect import collect
+    from sim_eval.evaluate import evaluate, write_report
+    from vla.policy import VLAPolicy
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    # 1. demos
+    t = time.perf_counter()
+    data_dir = out / "data"
+    name = f"{args.task.lower()}_expert"
+    existing = data_dir / name / "1.0.0"
+    if (existing / "collect_summary.json").exists():
+        print(f"[demo] 1/4 reusing demos in {existing}")
+        path = existing
+    else:
+        print(f"[demo] 1/4 collecting {args.demos} scripted {args.task} demos ({args.workers} workers)")
+        summary = collect(args.task, args.demos, data_dir, workers=args.workers, image_size=args.image_size,
+                          seed=args.seed, overwrite=True)
+        print("[demo] " + summary.line())
+        path = Path(summary.path)
+    timings["collect_s"] = time.perf_counter() - t
+
+    # 2. fine-tune
+    t = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    size = (args.image_size, args.image_size)
+    data = PipelineConfig(datasets=(DatasetConfig(str(path)),), horizon=16, image_size=size, seed=args.seed,
+                          buffer_episodes=16)  # batches mix many demos
+    cfg = demo_config().replace(image_size=size)
+    from data_pipelines.pipeline import Pipeline
+
+    spec = next(iter(Pipeline(data).embodiments.values()))
+    budget = args.train_minutes * 60
+    calib = TrainConfig(steps=12, batch_size=args.batch_size, warmup_steps=1, save_every=10_000, num_workers=1,
+                        tensorboard=False, progress=False, seed=args.seed)
+    probe = train(VLAPolicy.create(cfg, [spec], seed=args.seed), data, calib, out / "calibration", resume=False,
+                  log=lambda m: None)
+    sec_per_step = probe.seconds / 12
+    steps = max(50, int(budget * 0.97 / sec_per_step))
+    print(f"[demo] 2/4 fine-tuning the embedded policy ({cfg.backbone.image_channels} conv, expert "
+          f"{cfg.expert.width}x{cfg.expert.depth}, frozen MiniLM-L6 instruction features): "
+          f"~{sec_per_step * 1000:.0f} ms/step measured -> {steps} steps x {args.batch_size} in ~{budget / 60:.0f} min")
+    tc = TrainConfig(steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, steps // 10),
+                     min_lr_ratio=0.05, weight_decay=1e-4, ema_decay=0.995, save_every=max(100, steps // 4),
+                     keep_last=1, num_workers=1, seed=args.seed, max_seconds=budget * 1.1)
+    policy = VLAPolicy.create(cfg, [spec], seed=args.seed)
+    res = train(policy, data, tc, out / "train", resume=True)
+    timings["train_s"] = time.perf_counter() - t
+
+    # 3. evaluate
+    t = time.perf_counter()
+    ckpt = str(res.policy_dir)
+    rep_dir = out / "report"
+    print(f"[demo] 3/4 evaluating {ckpt}: nominal x{args.eval_episodes}, {len(args.factors)} factor(s) "
+          f"x{args.factor_episodes}")
+    nf = min(args.factor_episodes, args.eval_episodes) if args.factors else 0
+    reports = []
+    if nf:  # nominal + factors on seeds 1000.., then the rest of the nominal episodes
+        reports.append(evaluate(ckpt, [args.task], args.factors, nf, args.workers, rep_dir / "factors", seed=1000,
+                                image_size=args.image_size, videos_per_condition=1))
+    if args.eval_episodes > nf:
+        reports.append(evaluate(ckpt, [args.task], (), args.eval_episodes - nf, args.workers, rep_dir / "nominal",
+                                seed=1000 + nf, image_size=args.image_size, videos_per_condition=1))
+    for r, sub in zip(reports, ["factors", "nominal"] if nf else ["nominal"]):
+        r["videos"] = [f"{sub}/{v}" for v in r["videos"]]
+    report = _merge(reports)
+    timings["eval_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_all
+    report["meta"]["timings"] = timings
+    report["meta"]["training"] = {"steps": res.step, "samples_per_second": res.samples_per_second,
+                                  "final_loss": res.losses[-1] if res.losses else None,
+                                  "trainable_params": res.trainable_params, "total_params": res.total_params}
+    write_report(report, rep_dir)
+
+    # 4. summary
+    print(f"\n[demo] 4/4 report: {rep_dir / 'report.md'} (table), {rep_dir / 'success.png'}, videos in "
+          f"{rep_dir}/*/videos")
+    print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4}")
+    for o in report["summary"]["overall"]:
+        print(f"{o['condition']:<20} {o['success_rate']:>8.1%} [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] {o['n']:>4}")
+    print("[demo] wall time: " + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items()))
+    print(f"[demo] checkpoint: {ckpt}   loss curve: {res.out_dir / 'loss.png'}")
+    print(f"[demo] serve it:   vla serve --checkpoint {ckpt}")
+    (out / "demo_summary.json").write_text(json.dumps({"timings": timings, "checkpoint": ckpt,
+                                                        "overall": report["summary"]["overall"]}, indent=2))
+    return 1 if report["errors"] else 0

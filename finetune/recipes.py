@@ -1,0 +1,55 @@
+"""Model presets sized for the hardware they train on, and base-model resolution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vla.config import BackboneConfig, ExpertConfig, VLAConfig, default_config, tiny_config
+
+
+def demo_config() -> VLAConfig:
+    """The CPU recipe of ``vla demo``: pretrained MiniLM-L6 (frozen) encodes the instruction once per
+    prompt (cached, no backprop through it); small conv encoders for agentview + wrist at 84²
+    and a small flow-matching expert (chunk 16) are trained from scratch."""
+    return VLAConfig(
+        backbone=BackboneConfig(fuse_images_in_lm=False, freeze_lm=True, image_channels=(16, 32, 64, 64),
+                                image_grid=3, max_prompt_tokens=24),
+        expert=ExpertConfig(width=128, depth=3, heads=4, mlp_ratio=4.0),
+        action_horizon=16,
+        max_action_dim=8,
+        max_state_dim=10,
+        max_cameras=2,
+        image_size=(84, 84),
+        max_embodiments=8,
+    )
+
+
+PRESETS = {"default": default_config, "demo": demo_config, "tiny": tiny_config}
+
+
+def parse_base(base: str) -> tuple[str, str | None]:
+    """``embedded`` | ``hf:<hub id or path>`` | a checkpoint dir -> (kind, target)."""
+    if base == "embedded":
+        return "embedded", None
+    if base.startswith("hf:"):
+        target = base[3:]
+        if not target:
+            raise ValueError("--base hf:<hub id or local path>: the id/path is empty")
+        return "hf", target
+    p = Path(base)
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise ValueError(f"--base {base!r}: directory is not a VLA checkpoint (no config.json)")
+        return "checkpoint", str(p)
+    raise ValueError(f"--base {base!r}: unknown base; expected 'embedded', 'hf:<hub id or path>' or a checkpoint "
+                     "directory" + (" (no such directory)" if os.sep in base or base.startswith(".") else ""))
+
+
+def model_config(kind: str, target: str | None, preset: str = "default") -> VLAConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"--preset {preset!r}: choose from {sorted(PRESETS)}")
+    cfg = PRESETS[preset]()
+    if kind == "hf":
+        cfg = cfg.replace(backbone=BackboneConfig(kind="hf", hf_model=target))
+    return cfg

@@ -50,11 +50,14 @@ class _LossModule(nn.Module):
         return self.model.compute_loss(batch, generator)
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, total: list[int] | None = None) -> Callable[[int], float]:
+    """Linear warmup then cosine to ``min_lr_ratio``; ``total`` (a 1-list) may change the length later."""
+    total = total if total is not None else [cfg.steps]
+
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.steps - cfg.warmup_steps)
+        span = max(1, total[0] - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -191,7 +194,8 @@ def train(
     optimizer = torch.optim.AdamW(_param_groups(model, params, cfg.weight_decay) if cfg.lora is None else
                                   [{"params": params, "weight_decay": cfg.weight_decay}],
                                   lr=cfg.lr, betas=cfg.betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    total_steps = [int(meta.get("total_steps", cfg.steps))]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
     loss_module = _LossModule(model)
     loss_module, optimizer = acc.prepare(loss_module, optimizer)
     ema: dict[str, torch.Tensor] | None = None
@@ -244,13 +248,13 @@ def train(
             return None
         st = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
               "ema": {n: t.cpu() for n, t in ema.items()} if ema is not None else None}
-        m = {"step": step, "data": tracker.state_dict(), "embodiment": train_emb, "world_size": world,
+        m = {"step": step, "total_steps": total_steps[0], "data": tracker.state_dict(), "embodiment": train_emb, "world_size": world,
              "num_workers": cfg.num_workers, "train_config": cfg.to_dict()}
         return save_checkpoint(out, step, write_policy, st, m, cfg.keep_last)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=start_step, desc="finetune", unit="step", disable=not (main and cfg.progress),
+    bar = tqdm(total=total_steps[0], initial=start_step, desc="finetune", unit="step", disable=not (main and cfg.progress),
                dynamic_ncols=True)
     loss_module.train()
     step = start_step
@@ -260,7 +264,8 @@ def train(
     global_batch = cfg.batch_size * cfg.grad_accum * world
     stopped_early = False
     try:
-        while step < cfg.steps:
+        fit_at = start_step + 20 if cfg.fit_steps_to_time and cfg.max_seconds else None
+        while step < total_steps[0]:
             micro = []
             for _ in range(cfg.grad_accum * world):
                 try:
@@ -296,7 +301,15 @@ def train(
             lr = scheduler.get_last_lr()[0]
             window_samples += global_batch
             now = time.perf_counter()
-            if now - window_t > 2.0 or step == cfg.steps:
+            if step == (fit_at or 0) - 10:
+                t_fit = now
+            if step == fit_at:  # fill the time budget: steps at the measured rate (schedule stretched to match)
+                per_step = (now - t_fit) / 10
+                total_steps[0] = max(step + 1, int(step + (cfg.max_seconds - (now - t0)) / per_step))
+                bar.total = total_steps[0]
+                say(f"[finetune] {per_step * 1000:.0f} ms/step measured: training {total_steps[0]} steps to fill "
+                    f"{cfg.max_seconds:.0f} s")
+            if now - window_t > 2.0 or step == total_steps[0]:
                 sps = window_samples / (now - window_t)
                 window_t, window_samples = now, 0
             if main:
@@ -304,7 +317,7 @@ def train(
                 history.append(rec)
                 with loss_log.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
-                if writer is not None and (step % cfg.log_every == 0 or step == cfg.steps):
+                if writer is not None and (step % cfg.log_every == 0 or step == total_steps[0]):
                     writer.add_scalar("train/loss", loss_val, step)
                     writer.add_scalar("train/lr", lr, step)
                     writer.add_scalar("train/samples_per_second", sps, step)
@@ -318,9 +331,9 @@ def train(
                     if writer is not None:
                         writer.add_scalar(f"val/{k}", v, step)
                 say(f"[finetune] step {step} validation: {metrics}")
-            if step % cfg.save_every == 0 and step < cfg.steps:
+            if step % cfg.save_every == 0 and step < total_steps[0]:
                 checkpoint(step)
-            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds * (1.05 if fit_at else 1):
                 say(f"[finetune] time budget {cfg.max_seconds:.0f} s reached at step {step}; stopping")
                 stopped_early = True
                 break

@@ -87,18 +87,11 @@ def main(args: argparse.Namespace) -> int:
 
     spec = next(iter(Pipeline(data).embodiments.values()))
     budget = args.train_minutes * 60
-    calib = TrainConfig(steps=12, batch_size=args.batch_size, warmup_steps=1, save_every=10_000, num_workers=1,
-                        tensorboard=False, progress=False, seed=args.seed)
-    probe = train(VLAPolicy.create(cfg, [spec], seed=args.seed), data, calib, out / "calibration", resume=False,
-                  log=lambda m: None)
-    sec_per_step = probe.seconds / 12
-    steps = max(50, int(budget * 0.97 / sec_per_step))
-    print(f"[demo] 2/4 fine-tuning the embedded policy ({cfg.backbone.image_channels} conv, expert "
-          f"{cfg.expert.width}x{cfg.expert.depth}, frozen MiniLM-L6 instruction features): "
-          f"~{sec_per_step * 1000:.0f} ms/step measured -> {steps} steps x {args.batch_size} in ~{budget / 60:.0f} min")
-    tc = TrainConfig(steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, steps // 10),
-                     min_lr_ratio=0.05, weight_decay=1e-4, ema_decay=0.995, save_every=max(100, steps // 4),
-                     keep_last=1, num_workers=1, seed=args.seed, max_seconds=budget * 1.1)
+    print(f"[demo] 2/4 fine-tuning the embedded policy ({cfg.backbone.image_channels} conv encoders, expert "
+          f"{cfg.expert.width}x{cfg.expert.depth}, frozen MiniLM-L6 instruction features) for {budget / 60:.0f} min")
+    tc = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=args.lr, warmup_steps=100, min_lr_ratio=0.05,
+                     weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1, num_workers=1, seed=args.seed,
+                     max_seconds=budget, fit_steps_to_time=True)
     policy = VLAPolicy.create(cfg, [spec], seed=args.seed)
     res = train(policy, data, tc, out / "train", resume=True)
     timings["train_s"] = time.perf_counter() - t

@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--tasks", nargs="*", default=None)
     ap.add_argument("--mt10", action="store_true", help="also run the Meta-World MT10 experts")
     args = ap.parse_args()
-    tasks = list(args.tasks or TARGETS)
+    tasks = list(TARGETS if args.tasks is None else args.tasks)
     if args.mt10:
         from sim_eval.metaworld_env import METAWORLD_TASKS
 

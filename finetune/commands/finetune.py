@@ -108,6 +108,10 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     policy, data, tc = build(args)
     res = train(policy, data, tc, args.out, embodiment=args.embodiment, resume=not args.no_resume)
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # accelerate launch: the main process reports
+        return 0
     print(f"trained {res.step} steps ({res.samples_per_second:.1f} samples/s); final loss "
           f"{res.losses[-1] if res.losses else float('nan'):.4f}")
     print(f"policy: {res.policy_dir}   loss curve: {res.out_dir / 'loss.png'}   tensorboard: {res.out_dir / 'tensorboard'}")

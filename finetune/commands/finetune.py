@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
+    parser.add_argument("--val-task", default=None, help="sim task for periodic in-sim validation (e.g. Lift)")
+    parser.add_argument("--val-every", type=int, default=0, help="steps between validations (0 = never)")
+    parser.add_argument("--val-episodes", type=int, default=4)
 
 
 def parse_data(items: list[str]):
@@ -94,7 +97,7 @@ def build(args: argparse.Namespace):
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                      warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema, seed=args.seed,
                      save_every=args.save_every, keep_last=args.keep_last, num_workers=args.num_workers,
-                     freeze=tuple(args.freeze), lora=lora,
+                     freeze=tuple(args.freeze), lora=lora, val_every=args.val_every if args.val_task else 0,
                      max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     return policy, data, tc
 
@@ -107,7 +110,12 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     policy, data, tc = build(args)
-    res = train(policy, data, tc, args.out, embodiment=args.embodiment, resume=not args.no_resume)
+    hook = None
+    if args.val_task and args.val_every:
+        from finetune.validation import sim_validation_hook
+
+        hook = sim_validation_hook(args.val_task, args.val_episodes, image_size=policy.config.image_size[0])
+    res = train(policy, data, tc, args.out, embodiment=args.embodiment, resume=not args.no_resume, val_hook=hook)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate launch: the main process reports

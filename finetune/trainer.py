@@ -180,6 +180,9 @@ def train(
     if cfg.lora is not None and len(rename) != 1:
         raise ValueError("LoRA fine-tuning trains one embodiment's adapter; give data of one embodiment")
 
+    if cfg.lora is None and policy.adapters is not None and len(policy.adapters):
+        say(f"[finetune] warning: full fine-tuning changes the base shared by adapters {sorted(policy.adapters.meta)}; "
+            "use LoRA (--mode lora) to keep them valid")
     params = setup_trainable(policy, cfg, train_emb)
     trainable, total = count_params(policy.model)
     if cfg.lora is not None:

@@ -115,8 +115,8 @@ def plot(report: dict, path) -> None:
                 continue
             xs.append(i - 0.4 + width * (j + 0.5))
             ys.append(r["success_rate"])
-            lo.append(r["success_rate"] - r["ci95"][0])
-            hi.append(r["ci95"][1] - r["success_rate"])
+            lo.append(max(0.0, r["success_rate"] - r["ci95"][0]))  # clip float round-off at 0 / 1
+            hi.append(max(0.0, r["ci95"][1] - r["success_rate"]))
         ax.bar(xs, ys, width * 0.9, yerr=[lo, hi], capsize=3, label=cond, color=cmap(j % 10),
                edgecolor="black" if cond == "nominal" else None)
         for x, y in zip(xs, ys):

@@ -110,3 +110,20 @@ def test_evaluate_api_with_policy_object(tmp_path):
     assert [o["success_rate"] for o in rep["summary"]["overall"]] == [0.0, 0.0]
     assert rep["episodes"][0]["queries"] == 2 and rep["episodes"][0]["renders"] == 4
     assert any("failure" in v for v in rep["videos"])
+
+
+def test_plot_handles_ci_round_off(tmp_path):
+    """Wilson bounds at p=1 can sit a hair below p in floating point; the plot must not fail on it."""
+    from sim_eval.report import plot, summarize, to_markdown
+    from sim_eval.rollout import EpisodeResult
+
+    results = [EpisodeResult("Lift", s, c, ok, 40, 5, 10, 1.0) for c, oks in
+               (("nominal", [1] * 6), ("object_size@3", [1, 1, 1, 1, 0, 1])) for s, ok in enumerate(oks)]
+    summary = summarize(results)
+    gap = {r["condition"]: r["gap_vs_nominal"] for r in summary["rows"]}
+    assert gap["object_size@3"] == pytest.approx(-1 / 6) and summary["rows"][1]["failed_seeds"] == [4]
+    report = {"meta": {"policy": "x", "tasks": ["Lift"], "episodes": 6, "seed": 0, "workers": 1, "seconds": 1.0},
+              "summary": summary}
+    plot(report, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 5000
+    assert "| Lift | object_size@3 | 83.3% |" in to_markdown(report)

@@ -45,6 +45,7 @@ def test_action_dim_mismatch(setup, capsys, tmp_path):
     assert rc == 1 and "action_dim 4" in out.err and "action_dim 7" in out.err and "toy_arm" in out.err
 
 
+@pytest.mark.slow
 def test_short_full_finetune_writes_policy(setup, capsys, tmp_path):
     d, cart, _ = setup
     rc, out = _run(capsys, "--preset", "tiny", "--data", str(cart), "--out", str(tmp_path), "--steps", "2",

@@ -15,6 +15,8 @@ from finetune.trainer import train
 from vla.config import tiny_config
 from vla.policy import VLAPolicy
 
+pytestmark = pytest.mark.slow  # two short training runs (~30 s)
+
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):

@@ -306,12 +306,17 @@ def train(
             now = time.perf_counter()
             if step == (fit_at or 0) - 10:
                 t_fit = now
-            if step == fit_at:  # fill the time budget: steps at the measured rate (schedule stretched to match)
-                per_step = (now - t_fit) / 10
-                total_steps[0] = max(step + 1, int(step + (cfg.max_seconds - (now - t0)) / per_step))
-                bar.total = total_steps[0]
-                say(f"[finetune] {per_step * 1000:.0f} ms/step measured: training {total_steps[0]} steps to fill "
-                    f"{cfg.max_seconds:.0f} s")
+            if fit_at and (step == fit_at or (step > fit_at and (step - fit_at) % 100 == 0)):
+                # fill the time budget at the measured rate (the cosine is stretched/shrunk to match); re-measured
+                # every 100 steps since a shared machine's speed drifts
+                per_step = (now - t_fit) / (10 if step == fit_at else 100)
+                t_fit = now
+                new_total = max(step + 1, int(step + (cfg.max_seconds - (now - t0)) / per_step))
+                if step == fit_at:
+                    say(f"[finetune] {per_step * 1000:.0f} ms/step measured: training {new_total} steps to fill "
+                        f"{cfg.max_seconds:.0f} s")
+                total_steps[0] = new_total
+                bar.total = new_total
             if now - window_t > 2.0 or step == total_steps[0]:
                 sps = window_samples / (now - window_t)
                 window_t, window_samples = now, 0

@@ -10,39 +10,59 @@ import pytest
 pytest.importorskip("robosuite")
 
 
-def test_collect_writes_rlds_the_pipeline_reads(tmp_path, capsys):
-    pytest.importorskip("tensorflow_datasets")
-    from data_pipelines.sources import open_dataset
-    from vla.cli import main
+_READ = """
+import json, sys
+from data_pipelines.sources import open_dataset
+src = open_dataset(sys.argv[1])
+eps = list(src.iter_episodes())
+print(json.dumps({"n": len(src), "spec": src.spec.name, "eps": [
+    {"T": int(e["actions"].shape[0]), "agentview": list(e["images"]["agentview"].shape),
+     "wrist": list(e["images"]["wrist"].shape), "state": list(e["state"].shape), "prompt": e["prompt"],
+     "last_grip": float(e["actions"][-1, 6])} for e in eps]}))
+"""
 
-    rc = main(["collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
-               "--image-size", "64"])
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    assert "recorded 2/2 successful episodes" in out and "discarded 0 failed" in out
+
+def _run(args, cwd):
+    """TensorFlow must not share a process with MuJoCo's llvmpipe renderer: run writer/reader apart."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MUJOCO_GL="egl", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    p = _run(["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
+              "--image-size", "64"], root)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "recorded 2/2 successful episodes" in p.stdout and "discarded 0 failed" in p.stdout
     path = tmp_path / "lift_expert" / "1.0.0"
-    src = open_dataset(path)
-    assert len(src) == 2 and src.spec.name == "robosuite_panda"
-    eps = list(src.iter_episodes())
-    for ep in eps:
-        T = ep["actions"].shape[0]
-        assert ep["images"]["agentview"].shape == (T, 64, 64, 3) and ep["images"]["wrist"].shape == (T, 64, 64, 3)
-        assert ep["state"].shape == (T, 9) and ep["actions"].shape == (T, 7)
-        assert ep["prompt"] == "pick up the red cube"
-        assert ep["actions"][-1, 6] == 1.0  # ends holding the cube (gripper closed)
+    r = _run(["-c", _READ, str(path)], root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["n"] == 2 and info["spec"] == "robosuite_panda"
+    for ep in info["eps"]:
+        T = ep["T"]
+        assert ep["agentview"] == [T, 64, 64, 3] and ep["wrist"] == [T, 64, 64, 3] and ep["state"] == [T, 9]
+        assert ep["prompt"] == "pick up the red cube" and ep["last_grip"] == 1.0  # ends holding the cube
     summary = json.loads((path / "collect_summary.json").read_text())
     assert summary["recorded"] == 2 and summary["discarded"] == 0
 
 
 def test_collect_discards_failures(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    from sim_eval.collect import collect
-
-    # dynamics@3 can make the cube too heavy/slippery for some seeds; whatever happens, only successes are
-    # written and the counts add up
-    s = collect("Lift", 2, tmp_path, workers=1, image_size=48, factors=["dynamics@3"], max_attempts=4,
-                progress=False)
-    assert s.recorded + s.discarded + s.errors >= 2 and s.recorded <= 2
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    code = ("import sys, json; from sim_eval.collect import collect; "
+            "s = collect('Lift', 2, sys.argv[1], workers=1, image_size=48, factors=['dynamics@3'], max_attempts=4, "
+            "progress=False); print(json.dumps(s.__dict__))")
+    p = _run(["-c", code, str(tmp_path)], root)
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    # whatever happens, only successes are written and the counts add up
+    assert s["recorded"] + s["discarded"] + s["errors"] >= 2 and s["recorded"] <= 2
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ steps, and a resumed run repeats the uninterrupted one exactly.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -117,6 +118,20 @@ def _micro_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step * 1009 + micro) % (2**63 - 1)
 
 
+def _flush_denormals_while_training(fn):
+    """Undo ``set_flush_denormal(True)`` after training so the rest of the process keeps IEEE floats."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_flush_denormal(False)
+
+    return wrapper
+
+
+@_flush_denormals_while_training
 def train(
     policy,
     data,
@@ -145,7 +160,8 @@ def train(
     acc = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(),
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     if acc.device.type == "cpu":
-        torch.set_flush_denormal(True)  # denormals made AdamW steps ~10x slower on CPU
+        # denormals made AdamW steps ~10x slower on CPU; the flag is process-wide, so train() resets it on exit
+        torch.set_flush_denormal(True)
     main = acc.is_main_process
     say = log if main else (lambda _m: None)
 

@@ -9,7 +9,6 @@ and with a frozen LM its output is cached per prompt — training then never bac
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
@@ -32,14 +31,17 @@ def minilm_path() -> Path:
 
 
 class ConvImageEncoder(nn.Module):
-    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens."""
+    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens.
 
-    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int):
+    ``stem > 1`` makes the first stage a patchify conv (kernel = stride = ``stem``)."""
+
+    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int, stem: int = 1):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
-        for c in channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU()]
+        for i, c in enumerate(channels):
+            conv = nn.Conv2d(c_in, c, stem, stride=stem) if i == 0 and stem > 1 else nn.Conv2d(c_in, c, 3, 2, padding=1)
+            layers += [conv, nn.GroupNorm(min(8, c), c), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
         self.grid = grid
@@ -50,7 +52,7 @@ class ConvImageEncoder(nn.Module):
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """uint8[B, 3, H, W] -> float[B, grid*grid, out_dim]."""
-        x = (images_uint8.float() / 255.0 - self.mean) / self.std
+        x = torch.addcmul(-self.mean / self.std, images_uint8.float(), 1.0 / (255.0 * self.std))  # (x/255-m)/s
         x = self.convs(x)
         x = F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2)  # [B, g*g, C]
         return self.proj(x + self.pos)
@@ -83,7 +85,7 @@ class EmbeddedBackbone(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.hidden_size = lm_config.hidden_size
         self.config = config
-        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size)
+        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size, bcfg.image_stem)
         self.camera_embed = nn.Parameter(torch.zeros(config.max_cameras, self.hidden_size))
         nn.init.normal_(self.camera_embed, std=0.02)
         if bcfg.freeze_lm:
@@ -91,14 +93,18 @@ class EmbeddedBackbone(nn.Module):
         if bcfg.freeze_lm_embeddings:
             self.lm.get_input_embeddings().requires_grad_(False)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._token_cache: dict[str, tuple[int, ...]] = {}
 
     # names of pretrained-LM modules LoRA may wrap
     lora_target_modules = ("query", "key", "value", "attention.output.dense")
 
-    @functools.lru_cache(maxsize=4096)
     def _tokenize_one(self, prompt: str) -> tuple[int, ...]:
-        ids = self.tokenizer(prompt, truncation=True, max_length=self.config.backbone.max_prompt_tokens)["input_ids"]
-        return tuple(ids)
+        ids = self._token_cache.get(prompt)
+        if ids is None:
+            ids = tuple(self.tokenizer(prompt, truncation=True, max_length=self.config.backbone.max_prompt_tokens)["input_ids"])
+            if len(self._token_cache) < 4096:  # prompts repeat; bound the memory for open-ended ones
+                self._token_cache[prompt] = ids
+        return ids
 
     def tokenize(self, prompts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         ids = [self._tokenize_one(p) for p in prompts]

@@ -125,7 +125,9 @@ def plot(report: dict, path) -> None:
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (Wilson 95 % CI)")
-    ax.set_title(f"{report['meta']['policy']}: success by factor (n={report['meta']['episodes']} per bar)")
+    ns = sorted({r["n"] for r in rows})
+    n_text = f"n={ns[0]} per bar" if len(ns) == 1 else f"n={ns[0]}-{ns[-1]} per bar"
+    ax.set_title(f"{report['meta']['policy']}: success by factor ({n_text})")
     ax.legend(fontsize=8, ncol=min(len(conds), 4), loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

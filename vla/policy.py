@@ -105,11 +105,8 @@ class VLAPolicy:
         if not isinstance(observations, (list, tuple)) or not observations:
             raise InvalidObservationError("observations", "a non-empty list of observations", type(observations).__name__)
         spec = self.spec(embodiment)
-        # --- adapters (vla/adapters.py): the embodiment's own adapter, else the base ---
-        adapters = getattr(self, "adapters", None)
-        if adapters is not None and len(adapters):
-            adapters.activate(spec.name if spec.name in adapters else None)
-        # --- end adapters ---
+        if self.adapters is not None and len(self.adapters):  # the embodiment's own adapter, else the base
+            self.adapters.activate(spec.name if spec.name in self.adapters else None)
         samples: list[TrainingSample] = []
         for i, obs in enumerate(observations):
             validate_observation(obs, spec, index=i)
@@ -215,8 +212,7 @@ class VLAPolicy:
                 "default_embodiment": self.default_embodiment,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-            # --- adapters (vla/adapters.py): base weights under plain names, adapters beside them ---
-            adapters = getattr(self, "adapters", None)
+            adapters = self.adapters  # with adapters: base weights under plain names, adapters beside them
             if adapters is not None and len(adapters):
                 from safetensors.torch import save_file
 

@@ -71,6 +71,7 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.0  # hue shifts are costly on CPU; off by default
+    channel_gain: float = 0.0  # each RGB channel scaled by U(1-g, 1+g): recolors large surfaces (tables, walls)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,11 @@ class ImageTransform:
                 hsv = np.asarray(im.convert("HSV")).copy()
                 hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(rng.uniform(-a.hue, a.hue) * 255)) % 256
                 im = Image.fromarray(hsv, "HSV").convert("RGB")
-            return np.array(im)
+            out = np.array(im)
+            if a.channel_gain:
+                gain = rng.uniform(1 - a.channel_gain, 1 + a.channel_gain, 3).astype(np.float32)
+                out = np.clip(out * gain, 0, 255).astype(np.uint8)
+            return out
         if self.mode == "pad":
             H, W = img.shape[:2]
             s = min(h / H, w / W)

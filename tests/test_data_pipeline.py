@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from data_pipelines.pipeline import DatasetConfig, Pipeline, PipelineConfig
 from data_pipelines.rlds.writer import write_rlds
 from data_pipelines.sources import open_dataset
 from data_pipelines.stats import NormConfig, get_stats
-from data_pipelines.transforms import Chunk, ImageTransform, Normalize
+from data_pipelines.transforms import AugmentConfig, Chunk, ImageTransform, Normalize
 from vla.types import EmbodimentSpec
 
 ARM = EmbodimentSpec(name="arm7", cameras=("primary", "wrist"), state_dim=5, action_dim=7, gripper_dims=(6,))
@@ -110,6 +111,22 @@ def test_image_transform_train_only_augmentation():
     assert not np.array_equal(a, ev(img))
     with pytest.raises(ValueError):
         tr(img)
+
+
+def test_channel_gain_recolors_a_plain_surface():
+    """A white table under channel gain becomes tinted: channels scale independently, deterministically."""
+    white = np.full((24, 24, 3), 200, np.uint8)
+    no_crop = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0, contrast=0, saturation=0)
+    plain = ImageTransform((24, 24), train=True, augment=no_crop)
+    assert np.array_equal(plain(white, np.random.default_rng(0)), white)
+    gained = ImageTransform((24, 24), train=True, augment=dataclasses.replace(no_crop, channel_gain=0.5))
+    outs = [gained(white, np.random.default_rng(s)) for s in range(8)]
+    np.testing.assert_array_equal(outs[0], gained(white, np.random.default_rng(0)))
+    for out in outs:
+        assert out.dtype == np.uint8 and (out == out[0, 0]).all()  # one color per channel over the surface
+    colors = np.array([o[0, 0] for o in outs], np.float64)
+    assert np.ptp(colors, axis=0).min() > 40  # each channel moved, by different amounts across draws
+    assert (np.ptp(colors, axis=1) > 20).any()  # not just brightness: the channels differ within an image
 
 
 def _cfg(data, **kw):

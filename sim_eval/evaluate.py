@@ -35,6 +35,7 @@ def evaluate(
     image_size: int = 96,
     videos_per_condition: int = 2,
     max_steps: int | None = None,
+    execute_horizon: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
@@ -57,7 +58,7 @@ def evaluate(
     # when a condition has both outcomes and the filmed ones show just one
     jobs = [Job(task, seed + i, cond, fs, video=out_dir is not None and i < videos_per_condition)
             for task in tasks for cond, fs in conds for i in range(episodes)]
-    cfg = RolloutConfig(image_size=image_size, max_steps=max_steps)
+    cfg = RolloutConfig(image_size=image_size, max_steps=max_steps, execute_horizon=execute_horizon)
     t0 = time.perf_counter()
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
                                                  progress=progress))

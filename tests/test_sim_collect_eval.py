@@ -130,6 +130,10 @@ def test_evaluate_api_with_policy_object(tmp_path):
     assert [o["success_rate"] for o in rep["summary"]["overall"]] == [0.0, 0.0]
     assert rep["episodes"][0]["queries"] == 2 and rep["episodes"][0]["renders"] == 4
     assert any("failure" in v for v in rep["videos"])
+    # re-query every 4 actions instead of the embodiment's 8: twice the queries over the same 16 steps
+    rep4 = evaluate(Still(), ["Lift"], (), episodes=1, workers=1, image_size=48, max_steps=16, progress=False,
+                    execute_horizon=4)
+    assert rep4["episodes"][0]["queries"] == 4
 
 
 def test_plot_handles_ci_round_off(tmp_path):

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=96, help="camera image size in px (default 96)")
     parser.add_argument("--videos", type=int, default=2, help="mp4 rollouts per task and condition (default 2)")
     parser.add_argument("--max-steps", type=int, default=None, help="override the per-task step limit")
+    parser.add_argument("--execute-horizon", type=int, default=None,
+                        help="actions of each predicted chunk executed before re-querying (default: the embodiment's, 8)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -34,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown factor {f!r}; choose from {sorted(FACTORS)}")
     report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
                       factor_seed=args.factor_seed, image_size=args.image_size, videos_per_condition=args.videos,
-                      max_steps=args.max_steps)
+                      max_steps=args.max_steps, execute_horizon=args.execute_horizon)
     print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'gap':>8}")
     for o in report["summary"]["overall"]:
         gap = "" if o["gap_vs_nominal"] is None else f"{o['gap_vs_nominal']:+.1%}"

@@ -1,7 +1,8 @@
 """The ``vla demo`` recipe (scripted demos -> embedded policy fine-tune -> sim eval) on several
 robosuite tasks, nominal success side by side with wall times.
 
-    python benchmarks/recipe_success.py [--tasks Lift Stack PickPlaceCan] [--train-minutes 15] [--episodes 50]
+    python benchmarks/recipe_success.py [--tasks Lift Stack PickPlaceCan] [--train-minutes 18] [--episodes 50]
+                                        [any other `vla demo` option, e.g. --color-gain 0.4]
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["Lift", "Stack", "PickPlaceCan"])
     ap.add_argument("--demos", type=int, default=50)
-    ap.add_argument("--train-minutes", type=float, default=15.0)
+    ap.add_argument("--train-minutes", type=float, default=18.0)
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="recipe_success_runs")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # anything else (e.g. --color-gain 0.4) goes to `vla demo`
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     rows = []
     for task in args.tasks:
@@ -33,7 +34,7 @@ def main() -> None:
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "vla.cli", "demo", "--task", task, "--out", str(out), "--demos",
                                str(args.demos), "--train-minutes", str(args.train_minutes), "--eval-episodes",
-                               str(args.episodes), "--factors", "--workers", str(args.workers)], env=env)
+                               str(args.episodes), "--factors", "--workers", str(args.workers), *extra], env=env)
         summary = out / "demo_summary.json"
         if proc.returncode not in (0, 1) or not summary.exists():
             rows.append((task, None, time.perf_counter() - t, {}))

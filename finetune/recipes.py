@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from data_pipelines.transforms import AugmentConfig
 from vla.config import BackboneConfig, ExpertConfig, VLAConfig, default_config, tiny_config
 
 
 def demo_config() -> VLAConfig:
     """The CPU recipe of ``vla demo``: pretrained MiniLM-L6 (frozen) encodes the instruction once per
-    prompt (cached, no backprop through it); small conv encoders for agentview + wrist at 84²
+    prompt (cached, no backprop through it); small conv encoders (4x4 patchify stem, then two
+    stride-2 stages) for agentview + wrist at 84²
     and a small flow-matching expert (chunk 16) are trained from scratch."""
     return VLAConfig(
-        backbone=BackboneConfig(fuse_images_in_lm=False, freeze_lm=True, image_channels=(16, 32, 64, 64),
-                                image_grid=3, max_prompt_tokens=24),
+        backbone=BackboneConfig(fuse_images_in_lm=False, freeze_lm=True, image_channels=(32, 64, 64),
+                                image_stem=4, image_grid=3, max_prompt_tokens=24),
         expert=ExpertConfig(width=128, depth=3, heads=4, mlp_ratio=4.0),
         action_horizon=16,
         max_action_dim=8,
@@ -23,6 +25,12 @@ def demo_config() -> VLAConfig:
         image_size=(84, 84),
         max_embodiments=8,
     )
+
+
+def demo_augment() -> AugmentConfig:
+    """Train-time image augmentation of the demo recipe: a mild random crop (the fixed cameras' view of the
+    cube is what the grasp is aimed from; at eval the whole frame is seen) and color jitter."""
+    return AugmentConfig(crop_scale=(0.9, 1.0), crop_ratio=(0.95, 1.05), channel_gain=0.0)
 
 
 PRESETS = {"default": default_config, "demo": demo_config, "tiny": tiny_config}

@@ -4,6 +4,7 @@ perturbation factors -> report (table, PNG, mp4s) and how to serve the checkpoin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vla_demo", help="output directory (default ./vla_demo)")
     parser.add_argument("--task", default="Lift", help="robosuite task (default Lift)")
     parser.add_argument("--demos", type=int, default=50, help="scripted demos to collect (default 50)")
-    parser.add_argument("--train-minutes", type=float, default=15.0, help="training wall-time budget (default 15)")
+    parser.add_argument("--train-minutes", type=float, default=18.0, help="training wall-time budget (default 18)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-episodes", type=int, default=50, help="nominal eval episodes (default 50)")
@@ -23,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="sim worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
     parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--color-gain", type=float, default=None,
+                        help="train-time per-channel color gain U(1-g, 1+g) (default: the demo recipe's)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -49,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
 
     from data_pipelines.pipeline import DatasetConfig, PipelineConfig
     from finetune.config import TrainConfig
-    from finetune.recipes import demo_config
+    from finetune.recipes import demo_augment, demo_config
     from finetune.trainer import train
     from sim_eval.collect import collect
     from sim_eval.evaluate import evaluate, write_report
@@ -80,8 +83,11 @@ def main(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     torch.set_num_threads(args.threads)
     size = (args.image_size, args.image_size)
+    augment = demo_augment()
+    if args.color_gain is not None:
+        augment = dataclasses.replace(augment, channel_gain=args.color_gain)
     data = PipelineConfig(datasets=(DatasetConfig(str(path)),), horizon=16, image_size=size, seed=args.seed,
-                          buffer_episodes=16)  # batches mix many demos
+                          buffer_episodes=16, augment=augment)  # batches mix many demos
     cfg = demo_config().replace(image_size=size)
     from data_pipelines.pipeline import Pipeline
 

@@ -322,7 +322,7 @@ def train(
             now = time.perf_counter()
             if step == (fit_at or 0) - 10:
                 t_fit = now
-            if fit_at and (step == fit_at or (step > fit_at and (step - fit_at) % 100 == 0)):
+            if fit_at and step >= fit_at and (step - fit_at) % 100 == 0:
                 # fill the time budget at the measured rate (the cosine is stretched/shrunk to match); re-measured
                 # every 100 steps since a shared machine's speed drifts
                 per_step = (now - t_fit) / (10 if step == fit_at else 100)

@@ -22,25 +22,27 @@ print(json.dumps({"n": len(src), "spec": src.spec.name, "eps": [
 """
 
 
-def _run(args, cwd):
-    """TensorFlow must not share a process with MuJoCo's llvmpipe renderer: run writer/reader apart."""
+def _run(args):
+    """TensorFlow must not share a process with MuJoCo's llvmpipe renderer: run writer/reader apart
+    (in the repository root)."""
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
     env = dict(os.environ, MUJOCO_GL="egl", TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     p = _run(["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
-              "--image-size", "64"], root)
+              "--image-size", "64"])
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "recorded 2/2 successful episodes" in p.stdout and "discarded 0 failed" in p.stdout
     path = tmp_path / "lift_expert" / "1.0.0"
-    r = _run(["-c", _READ, str(path)], root)
+    r = _run(["-c", _READ, str(path)])
     assert r.returncode == 0, r.stderr[-2000:]
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["n"] == 2 and info["spec"] == "robosuite_panda"
@@ -54,11 +56,10 @@ def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
 
 def test_collect_discards_failures(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     code = ("import sys, json; from sim_eval.collect import collect; "
             "s = collect('Lift', 2, sys.argv[1], workers=1, image_size=48, factors=['dynamics@3'], max_attempts=4, "
             "progress=False); print(json.dumps(s.__dict__))")
-    p = _run(["-c", code, str(tmp_path)], root)
+    p = _run(["-c", code, str(tmp_path)])
     assert p.returncode == 0, p.stderr[-2000:]
     s = json.loads(p.stdout.strip().splitlines()[-1])
     # whatever happens, only successes are written and the counts add up

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -50,6 +50,7 @@ class PipelineConfig:
     seed: int = 0
     buffer_episodes: int = 4  # episodes open at once per dataset (samples interleave across them)
     on_error: str = "raise"  # or "skip": unreadable episodes are skipped, counted and logged
+    cache_mb: float = 0.0  # keep up to this many MB of decoded episodes in RAM per pipeline (0 = decode every epoch)
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -149,7 +150,7 @@ class EpisodeStream:
             self.open.append(self._open_episode(pos, ep))
 
     # -- samples --------------------------------------------------------------------------
-    def next_sample(self) -> TrainingSample | None:
+    def next_sample(self, with_images: bool = True) -> TrainingSample | None:
         self._fill()
         if not self.open:
             return None
@@ -159,15 +160,15 @@ class EpisodeStream:
         o.consumed += 1
         if o.consumed >= len(o.perm):
             self.open.pop(i)
-        return self._make_sample(o, t)
+        return self._make_sample(o, t, with_images)
 
-    def _make_sample(self, o: _Open, t: int) -> TrainingSample:
+    def _make_sample(self, o: _Open, t: int, with_images: bool = True) -> TrainingSample:
         ep = o.ep
         actions, pad = self.chunk.actions_at(ep["actions"], t)
         rng = np.random.default_rng([self.cfg.seed, self.index, self.epoch, o.pos, t, 3]) if self.cfg.train else None
         images = {}
         for cam, frames in ep["images"].items():
-            if cam not in self.spec.cameras:
+            if cam not in self.spec.cameras or not with_images:
                 continue
             img = frames[t]
             images[cam] = self.images(img, rng) if self.images else img
@@ -177,6 +178,8 @@ class EpisodeStream:
         }
         if self.cfg.history > 1:
             sample["state_history"], sample["state_history_pad"] = self.chunk.state_history(ep["state"], t)
+        if not with_images:
+            sample["_images_skipped"] = True
         return sample  # type: ignore[return-value]
 
     # -- position -------------------------------------------------------------------------
@@ -222,11 +225,20 @@ class Pipeline:
                 raise ValueError(f"{dc.path}: embodiment name {spec.name!r} is used by two datasets with different "
                                  "stats/specs; give one a key mapping with another name")
             seen[spec.name] = spec
+        if cfg.cache_mb > 0:
+            from data_pipelines.sources import MemoryCachedSource
+
+            budget = cfg.cache_mb / len(self.sources)
+            self.sources = [MemoryCachedSource(s, budget) for s in self.sources]  # type: ignore[misc]
         self.streams = [EpisodeStream(s, sp, cfg, i, worker) for i, (s, sp) in enumerate(zip(self.sources, self.specs))]
         w = np.array([d.weight for d in cfg.datasets], np.float64)
         self.weights = w / w.sum()
         self.rng = np.random.default_rng([cfg.seed, worker[0], 0])
         self.count = 0
+        # sample index -> whether to decode/augment its images; a data-parallel rank that reads the shared
+        # stream only to keep its place skips the image work for the other ranks' samples (they are marked
+        # ``_images_skipped``). The stream itself (order, chunks, later samples' augmentation) is unchanged.
+        self.images_for: Callable[[int], bool] | None = None
 
     @property
     def embodiments(self) -> dict[str, EmbodimentSpec]:
@@ -244,7 +256,7 @@ class Pipeline:
                 return
             p = self.weights[live] / self.weights[live].sum()
             i = live[int(self.rng.choice(len(live), p=p))] if len(live) > 1 else live[0]
-            sample = self.streams[i].next_sample()
+            sample = self.streams[i].next_sample(self.images_for is None or self.images_for(self.count))
             if sample is None:
                 continue
             self.count += 1

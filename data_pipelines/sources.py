@@ -86,6 +86,53 @@ class StandardizedSource:
         return getattr(self.raw, "skipped", 0)
 
 
+class MemoryCachedSource:
+    """A :class:`StandardizedSource` whose decoded, standardized episodes stay in RAM once read (up to
+    ``budget_mb``), so later epochs of a small dataset skip TFRecord/PNG/video decoding. What it yields is
+    identical either way; episodes are shared read-only (consumers get a shallow copy of each dict)."""
+
+    def __init__(self, source: StandardizedSource, budget_mb: float):
+        self.source = source
+        self.budget = int(budget_mb * 2**20)
+        self.used = 0
+        self.cache: dict[int, StandardEpisode] = {}
+
+    def __getattr__(self, name: str):  # spec, dir, raw, key, episode_order, skipped, ...
+        if name == "source":  # not set yet (copy/pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def iter_episodes(self, seed: int | None = None, skip: int = 0, keep=None,
+                      with_images: bool = True) -> Iterator[StandardEpisode]:
+        order = self.source.episode_order(seed)
+        wanted = [order[p] for p in range(skip, len(order)) if keep is None or keep(p)]
+        if with_images and all(i in self.cache for i in wanted):
+            for i in wanted:
+                yield dict(self.cache[i])  # type: ignore[misc]
+            return
+        for ep in self.source.iter_episodes(seed=seed, skip=skip, keep=keep, with_images=with_images):
+            index = ep["_index"]  # type: ignore[typeddict-item]
+            if with_images and index not in self.cache:
+                size = _nbytes(ep)
+                if self.used + size <= self.budget:
+                    self.cache[index] = dict(ep)  # type: ignore[assignment]
+                    self.used += size
+            yield ep
+
+
+def _nbytes(obj) -> int:
+    if hasattr(obj, "nbytes"):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 64
+
+
 def _load_mapping(mapping) -> KeyMapping:
     if isinstance(mapping, KeyMapping):
         return mapping

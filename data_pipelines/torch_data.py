@@ -19,12 +19,15 @@ from data_pipelines.pipeline import Pipeline, PipelineConfig
 class VLAIterableDataset:
     """Factory-built in each worker; ``state`` maps worker id -> pipeline position to resume from."""
 
-    def __init__(self, cfg: PipelineConfig, state: dict[int, dict] | None = None):
+    def __init__(self, cfg: PipelineConfig, state: dict[int, dict] | None = None,
+                 images_for: Callable[[int], bool] | None = None):
+        """``images_for(sample_index) -> bool`` (in-process loading only): build images only for the samples it
+        accepts; the others come back without images, marked ``_images_skipped`` (see :func:`rank_slice`)."""
         self.cfg = cfg
         self.state = {int(k): v for k, v in (state or {}).items()}
         main = Pipeline(cfg)  # computes/caches norm stats once, in the main process
         self.embodiments = main.embodiments
-        self._ds = _TorchIterable(cfg, self.state)
+        self._ds = _TorchIterable(cfg, self.state, images_for)
 
     @property
     def dataset(self):
@@ -36,6 +39,9 @@ class VLAIterableDataset:
         from torch.utils.data import DataLoader
 
         kw: dict[str, Any] = {}
+        if num_workers > 0 and self._ds.images_for is not None:
+            raise ValueError("images_for needs in-process loading (num_workers=0): with workers the batch order "
+                             "across workers is not the sample order")
         if num_workers > 0:
             kw.update(prefetch_factor=prefetch_factor, persistent_workers=True)
         return DataLoader(self._ds, batch_size=batch_size, num_workers=num_workers,
@@ -46,10 +52,20 @@ def _as_list(batch: list) -> list:
     return batch
 
 
+def rank_slice(rank: int, world: int, batch_size: int, accum: int = 1) -> Callable[[int], bool]:
+    """For ``images_for``: the samples data-parallel ``rank`` of ``world`` trains on when every rank reads the
+    same stream in batches of ``batch_size`` and step ``s`` uses batches ``s*accum*world + a*world + rank``."""
+
+    def wanted(index: int) -> bool:
+        return (index // batch_size) % (accum * world) % world == rank
+
+    return wanted
+
+
 class _TorchIterable(tud.IterableDataset):
-    def __init__(self, cfg: PipelineConfig, state: dict[int, dict]):
+    def __init__(self, cfg: PipelineConfig, state: dict[int, dict], images_for: Callable[[int], bool] | None = None):
         super().__init__()
-        self.cfg, self.state = cfg, state
+        self.cfg, self.state, self.images_for = cfg, state, images_for
 
     def __iter__(self) -> Iterator[dict]:
         info = tud.get_worker_info()
@@ -57,6 +73,7 @@ class _TorchIterable(tud.IterableDataset):
         pipe = Pipeline(self.cfg, worker=(wid, n), progress=False)
         if wid in self.state:
             pipe.load_state_dict(self.state[wid])
+        pipe.images_for = self.images_for
         for sample in pipe:
             sample["_worker"] = wid  # type: ignore[typeddict-unknown-key]
             sample["_position"] = pipe.state_dict()  # type: ignore[typeddict-unknown-key]

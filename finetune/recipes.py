@@ -12,11 +12,11 @@ from vla.config import BackboneConfig, ExpertConfig, VLAConfig, default_config, 
 def demo_config() -> VLAConfig:
     """The CPU recipe of ``vla demo``: pretrained MiniLM-L6 (frozen) encodes the instruction once per
     prompt (cached, no backprop through it); small conv encoders (4x4 patchify stem, then two
-    stride-2 stages) for agentview + wrist at 84²
-    and a small flow-matching expert (chunk 16) are trained from scratch."""
+    stride-2 stages; 3x3 pooled tokens + one token of 32 spatial-softmax keypoints per camera) for
+    agentview + wrist at 84² and a small flow-matching expert (chunk 16) are trained from scratch."""
     return VLAConfig(
         backbone=BackboneConfig(fuse_images_in_lm=False, freeze_lm=True, image_channels=(32, 64, 64),
-                                image_stem=4, image_grid=3, max_prompt_tokens=24),
+                                image_stem=4, image_grid=3, image_keypoints=32, max_prompt_tokens=24),
         expert=ExpertConfig(width=128, depth=3, heads=4, mlp_ratio=4.0),
         action_horizon=16,
         max_action_dim=8,

@@ -114,6 +114,23 @@ def _param_groups(model: nn.Module, params: list[nn.Parameter], weight_decay: fl
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel for all parameters: ~6x faster steps on CPU) where the parameters allow it."""
+    fusable = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) and p.device.type in ("cpu", "cuda")
+                  for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fusable or None)
+
+
+def _agree(acc, values: list[float]) -> list[float]:
+    """The main process's ``values`` on every process: decisions taken from wall time (stop, step budget) must
+    be the same everywhere, or the processes' collectives would stop matching and hang."""
+    if acc.num_processes == 1:
+        return values
+    from accelerate.utils import broadcast
+
+    return broadcast(torch.tensor(values, dtype=torch.float64, device=acc.device), from_process=0).tolist()
+
+
 def _micro_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step * 1009 + micro) % (2**63 - 1)
 
@@ -151,7 +168,7 @@ def train(
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
-    from data_pipelines.torch_data import PositionTracker, VLAIterableDataset
+    from data_pipelines.torch_data import PositionTracker, VLAIterableDataset, rank_slice
 
     out = Path(out_dir)
     mp = cfg.mixed_precision
@@ -176,7 +193,10 @@ def train(
         say(f"[finetune] resuming from {ckpt} (step {start_step})")
 
     data_state = {int(k): v for k, v in (meta.get("data") or {}).items()} or None
-    dataset = VLAIterableDataset(data, state=data_state)
+    # every rank reads the same global stream; with in-process loading each builds only its own slice's images
+    sliced = acc.num_processes > 1 and cfg.num_workers == 0
+    dataset = VLAIterableDataset(data, state=data_state, images_for=rank_slice(
+        acc.process_index, acc.num_processes, cfg.batch_size, cfg.grad_accum) if sliced else None)
     if len(dataset.embodiments) != 1 and embodiment is not None:
         raise ValueError(f"--embodiment renames one dataset embodiment; the data has {sorted(dataset.embodiments)}")
     rename: dict[str, str] = {}
@@ -210,9 +230,8 @@ def train(
         raise ValueError("nothing to train: every parameter is frozen")
 
     model = policy.model
-    optimizer = torch.optim.AdamW(_param_groups(model, params, cfg.weight_decay) if cfg.lora is None else
-                                  [{"params": params, "weight_decay": cfg.weight_decay}],
-                                  lr=cfg.lr, betas=cfg.betas)
+    optimizer = _adamw(_param_groups(model, params, cfg.weight_decay) if cfg.lora is None else
+                       [{"params": params, "weight_decay": cfg.weight_decay}], cfg)
     total_steps = [int(meta.get("total_steps", cfg.steps))]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
     loss_module = _LossModule(model)
@@ -227,6 +246,9 @@ def train(
         set_rng_state(state["rng"])
         if ema is not None and state.get("ema"):
             ema = {n: t.to(acc.device) for n, t in state["ema"].items()}
+    if ema is not None:  # one fused lerp per step over all EMA tensors
+        ema_values = [ema[n] for n, _ in named_trainable]
+        live_values = [p.detach() for _, p in named_trainable]
 
     world, rank = acc.num_processes, acc.process_index
     loader = dataset.dataloader(cfg.batch_size, num_workers=cfg.num_workers)
@@ -297,6 +319,8 @@ def train(
             for a in range(cfg.grad_accum):
                 idx = a * world + rank
                 samples = [{**s, "embodiment": rename.get(s["embodiment"], s["embodiment"])} for s in micro[idx]]
+                if any(s.get("_images_skipped") for s in samples):  # a bug, never a silent image-less batch
+                    raise RuntimeError(f"rank {rank} got a batch sliced out for another rank (step {step}, micro {idx})")
                 batch = policy.collate(samples)
                 seed = _micro_seed(cfg.seed, step, idx)
                 torch.manual_seed(seed)
@@ -313,8 +337,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 with torch.no_grad():
-                    for n, p in named_trainable:
-                        ema[n].mul_(cfg.ema_decay).add_(p.detach(), alpha=1 - cfg.ema_decay)
+                    torch._foreach_lerp_(ema_values, live_values, 1 - cfg.ema_decay)
             step += 1
             loss_val = float(acc.reduce(total_loss, reduction="mean").item())
             lr = scheduler.get_last_lr()[0]
@@ -328,6 +351,7 @@ def train(
                 per_step = (now - t_fit) / (10 if step == fit_at else 100)
                 t_fit = now
                 new_total = max(step + 1, int(step + (cfg.max_seconds - (now - t0)) / per_step))
+                new_total = int(_agree(acc, [new_total])[0])  # every process must run the same number of steps
                 if step == fit_at:
                     say(f"[finetune] {per_step * 1000:.0f} ms/step measured: training {new_total} steps to fill "
                         f"{cfg.max_seconds:.0f} s")
@@ -357,7 +381,8 @@ def train(
                 say(f"[finetune] step {step} validation: {metrics}")
             if step % cfg.save_every == 0 and step < total_steps[0]:
                 checkpoint(step)
-            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds * (1.05 if fit_at else 1):
+            over_time = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds * (1.05 if fit_at else 1)
+            if cfg.max_seconds is not None and _agree(acc, [over_time])[0]:
                 say(f"[finetune] time budget {cfg.max_seconds:.0f} s reached at step {step}; stopping")
                 stopped_early = True
                 break

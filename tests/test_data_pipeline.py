@@ -173,6 +173,27 @@ def test_mixture_weights_determinism_and_exact_resume(data):
     assert all(_same(a, b) for a, b in zip(cont, _take(iter(p2), 60)))
 
 
+def test_memory_cache_serves_later_epochs_without_the_files(data, tmp_path):
+    """cache_mb: the same samples as decoding every epoch; once cached, the shards are not read again."""
+    import shutil
+
+    arm = shutil.copytree(data["arm"], tmp_path / "arm_demos" / "1.0.0")
+    cfg = PipelineConfig(datasets=(DatasetConfig(str(arm)),), horizon=4, image_size=(16, 16), seed=3)
+    n_steps = sum(len(e["steps"]["action"]) for e in data["arm_eps"])
+    reference = _take(iter(Pipeline(cfg, progress=False)), 3 * n_steps)  # three epochs, decoded each time
+    cached = Pipeline(cfg.replace(cache_mb=64), progress=False)
+    it = iter(cached)
+    first = _take(it, n_steps + 1)  # one epoch read from the files (and the next one opened)
+    assert cached.sources[0].used > 0 and len(cached.sources[0].cache) == len(data["arm_eps"])
+    for shard in arm.glob("*.tfrecord*"):
+        shard.unlink()  # later epochs can only come from RAM
+    rest = _take(it, 2 * n_steps - 1)
+    assert all(_same(a, b) for a, b in zip(first + rest, reference))
+    tiny = Pipeline(cfg.replace(datasets=(DatasetConfig(str(data["arm"])),), cache_mb=1e-3), progress=False)
+    _take(iter(tiny), n_steps)
+    assert not tiny.sources[0].cache and tiny.sources[0].used == 0  # over budget: nothing kept, still correct
+
+
 def test_eval_mode_one_pass_every_step_once(data):
     cfg = _cfg(data, train=False, datasets=(DatasetConfig(str(data["arm"])),))
     samples = list(Pipeline(cfg, progress=False))

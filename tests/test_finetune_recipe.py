@@ -1,12 +1,14 @@
-"""The ``vla demo`` model preset: patchify-stem conv encoders, frozen (cached) MiniLM, small expert."""
+"""The ``vla demo`` model preset: patchify-stem conv encoders with keypoint tokens, frozen (cached) MiniLM,
+small expert."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from finetune.recipes import demo_config
-from vla.backbones.embedded import ConvImageEncoder
+from vla.backbones.embedded import ConvImageEncoder, SpatialSoftmax
 from vla.policy import VLAPolicy
 from vla_helpers import observation, panda_spec
 
@@ -43,3 +45,33 @@ def test_demo_preset_trains_only_encoders_and_expert():
     model.eval()
     chunks = policy.predict(obs, seed=0)
     assert [c.shape for c in chunks] == [(16, 7), (16, 7)]
+
+
+def test_spatial_softmax_finds_the_peak():
+    kp = SpatialSoftmax(channels=1, keypoints=1)
+    with torch.no_grad():
+        kp.to_maps.weight.fill_(1.0)
+        kp.to_maps.bias.zero_()
+        kp.log_temperature.fill_(np.log(0.01))  # sharp: the expectation sits on the argmax
+    x = torch.zeros(1, 1, 6, 8)
+    x[0, 0, 2, 5] = 1.0  # row 2 of 6, column 5 of 8
+    (px, py), = kp(x)[0].tolist()
+    assert px == pytest.approx(-1 + 2 * 5 / 7, abs=1e-3) and py == pytest.approx(-1 + 2 * 2 / 5, abs=1e-3)
+    x = torch.zeros(1, 1, 6, 8)
+    x[0, 0, 4, 1] = 1.0  # the keypoint follows the object
+    (px, py), = kp(x)[0].tolist()
+    assert px == pytest.approx(-1 + 2 * 1 / 7, abs=1e-3) and py == pytest.approx(-1 + 2 * 4 / 5, abs=1e-3)
+
+
+def test_keypoint_token_per_camera_and_masked_with_its_camera():
+    cfg = demo_config()
+    assert cfg.backbone.image_keypoints > 0
+    enc = ConvImageEncoder((32, 64, 64), grid=3, out_dim=40, stem=4, keypoints=16)
+    assert enc.tokens_per_image == 10 and enc(torch.zeros(2, 3, 84, 84, dtype=torch.uint8)).shape == (2, 10, 40)
+    policy = VLAPolicy.create(cfg, [panda_spec()])
+    obs = observation(seed=0, size=84)
+    del obs["images"]["wrist"]
+    batch = policy.collate([{**obs, "embodiment": "panda"}])
+    _, mask = policy.model.backbone(batch["images"], batch["image_mask"], batch["prompt"])
+    per_cam = cfg.backbone.image_grid**2 + 1
+    assert mask[0, :per_cam].all() and not mask[0, per_cam:2 * per_cam].any()  # the missing wrist view, keypoints too

@@ -18,6 +18,7 @@ class BackboneConfig:
     image_channels: tuple[int, ...] = (32, 64, 128, 128)  # conv stages (stride 2 each)
     image_stem: int = 1  # >1: the first stage is a patchify conv (kernel = stride = image_stem), ~3x cheaper on CPU
     image_grid: int = 3  # each camera becomes image_grid**2 tokens
+    image_keypoints: int = 0  # >0: plus one token of that many spatial-softmax keypoints (x, y) per camera
     fuse_images_in_lm: bool = True  # image tokens run through MiniLM with the text (else only text does)
     max_prompt_tokens: int = 24
     # hf

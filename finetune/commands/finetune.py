@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze", nargs="*", default=[], help="parameter-name prefixes to freeze (full mode)")
     parser.add_argument("--image-size", type=int, default=None, help="square image size (default: the model's)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
+    parser.add_argument("--cache-mb", type=float, default=0.0,
+                        help="keep up to this many MB of decoded episodes in RAM per loader (small datasets: "
+                             "decode once instead of every epoch); default 0 = off")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
@@ -76,7 +79,8 @@ def build(args: argparse.Namespace):
     else:
         cfg = model_config(kind, target, args.preset)
     size = (args.image_size, args.image_size) if args.image_size else tuple(cfg.image_size)
-    data = PipelineConfig(datasets=datasets, horizon=cfg.action_horizon, image_size=size, seed=args.seed)
+    data = PipelineConfig(datasets=datasets, horizon=cfg.action_horizon, image_size=size, seed=args.seed,
+                          cache_mb=args.cache_mb)
     try:
         specs = Pipeline(data).embodiments
     except StopIteration:

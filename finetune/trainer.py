@@ -381,8 +381,8 @@ def train(
                 say(f"[finetune] step {step} validation: {metrics}")
             if step % cfg.save_every == 0 and step < total_steps[0]:
                 checkpoint(step)
-            over_time = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds * (1.05 if fit_at else 1)
-            if cfg.max_seconds is not None and _agree(acc, [over_time])[0]:
+            if cfg.max_seconds is not None and _agree(
+                    acc, [time.perf_counter() - t0 > cfg.max_seconds * (1.05 if fit_at else 1)])[0]:
                 say(f"[finetune] time budget {cfg.max_seconds:.0f} s reached at step {step}; stopping")
                 stopped_early = True
                 break

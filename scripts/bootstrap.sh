@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Create/refresh .venv with everything the stack needs. Idempotent and fast when nothing changed.
+# Fails loudly (non-zero, naming the package) when any install step fails or any declared
+# dependency does not import afterwards.
 #   VLA_PYTHON       python to build the venv with (default: python3, must be >= 3.11)
 #   VLA_TORCH_SPEC   torch requirement installed first (default: torch==2.13.0, the CPU wheel on
 #                    CPU-only machines; set e.g. VLA_TORCH_SPEC=skip inside a venv with your own CUDA torch)
@@ -12,15 +14,28 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=".venv/.vla-installed"
-want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+want="$(cat pyproject.toml scripts/bootstrap.sh scripts/check_deps.py | sha256sum | cut -c1-16)"
+pip_install() {  # pip's own exit status decides; only its "is ignored" notices are filtered out
+  local log; log="$(mktemp)"
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2 || true
+    echo "[bootstrap] FAILED: pip install $*" >&2
+    rm -f "$log"; exit 1
+  fi
+  grep -v "is ignored" "$log" || true
+  rm -f "$log"
+}
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing dependencies into .venv (first run takes a few minutes)"
+  rm -f "$stamp"
   spec="${VLA_TORCH_SPEC:-torch==2.13.0}"
   if [ "$spec" != "skip" ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
-    .venv/bin/python -m pip install -q "$spec" 2>&1 | grep -v "is ignored" || true
+    pip_install "$spec"
   fi
-  .venv/bin/python -m pip install -q -e ".[all,dev]" 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -c 'import torch, numpy, vla; assert numpy.__version__.startswith("1."), numpy.__version__' \
-    || { echo "[bootstrap] install failed" >&2; exit 1; }
+  pip_install -e ".[all,dev]"
+  .venv/bin/python -c 'import numpy; assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: need <2"' \
+    || { echo "[bootstrap] FAILED: numpy must stay < 2" >&2; exit 1; }
+  .venv/bin/python scripts/check_deps.py --extras all,dev --import \
+    || { echo "[bootstrap] FAILED: declared dependencies missing or broken (see above)" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -32,9 +32,9 @@ IMPORT_NAMES = {
 }
 
 
-def declared(extras: list[str]) -> list[Requirement]:
+def declared(extras: list[str], pyproject: Path = ROOT / "pyproject.toml") -> list[Requirement]:
     """Base dependencies plus those of ``extras`` (self-references like ``vla-stack[a,b]`` expanded)."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads(pyproject.read_text())["project"]
     optional = project.get("optional-dependencies", {})
     reqs = [Requirement(r) for r in project.get("dependencies", [])]
     todo, seen = list(extras), set()
@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--extras", default="all,dev", help="comma-separated extras to check (default: all,dev)")
     ap.add_argument("--import", dest="do_import", action="store_true", help="also import every module")
+    ap.add_argument("--pyproject", type=Path, default=ROOT / "pyproject.toml", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    found = problems(declared([e for e in args.extras.split(",") if e]), args.do_import)
+    found = problems(declared([e for e in args.extras.split(",") if e], args.pyproject), args.do_import)
     for line in found:
         print(f"[check_deps] {line}", file=sys.stderr)
     if found:

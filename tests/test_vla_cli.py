@@ -35,4 +35,4 @@ def test_predict_and_info_on_a_checkpoint(tmp_path):
     res = subprocess.run([VLA, "info", str(tmp_path / "ckpt")], capture_output=True, text=True)
     assert res.returncode == 0 and "panda: cameras=['agentview', 'wrist']" in res.stdout
     res = subprocess.run([VLA, "info", str(tmp_path / "nope")], capture_output=True, text=True)
-    assert res.returncode == 1 and "not a VLA checkpoint" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and "no such directory" in res.stderr and "Traceback" not in res.stderr

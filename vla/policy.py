@@ -6,13 +6,9 @@ embodiment's stats, samples normalized action chunks and unnormalizes them.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,23 +26,37 @@ from vla.types import (
     validate_observation,
 )
 
-CHECKPOINT_FORMAT = 1
+if TYPE_CHECKING:
+    from vla.adapters import AdapterSet
 
 
 class VLAPolicy:
     """A VLA model plus the embodiments it knows (specs with norm stats)."""
 
-    def __init__(self, model: VLAModel, embodiments: Sequence[EmbodimentSpec], default_embodiment: str | None = None):
+    def __init__(
+        self,
+        model: VLAModel,
+        embodiments: Sequence[EmbodimentSpec],
+        default_embodiment: str | None = None,
+        *,
+        embodiment_ids: Mapping[str, int] | None = None,
+        adapters: AdapterSet | None = None,
+    ):
+        """``embodiment_ids`` pins each embodiment's slot (a loaded checkpoint's); others get the next free one.
+        ``adapters``: a :class:`vla.adapters.AdapterSet` on ``model`` (None until an adapter is attached)."""
         self.model = model
         self.config: VLAConfig = model.config
         self.embodiments: dict[str, EmbodimentSpec] = {}
         self.embodiment_ids: dict[str, int] = {}
-        for spec in embodiments:
-            self.add_embodiment(spec)
+        ids = embodiment_ids or {}
+        for spec in sorted(embodiments, key=lambda sp: sp.name not in ids):  # pinned slots first
+            self.add_embodiment(spec, embodiment_id=ids.get(spec.name))
         if not self.embodiments:
             raise ValueError("VLAPolicy needs at least one EmbodimentSpec")
+        if default_embodiment is not None and default_embodiment not in self.embodiments:
+            raise ValueError(f"default embodiment {default_embodiment!r} not among {sorted(self.embodiments)}")
         self.default_embodiment = default_embodiment or next(iter(self.embodiments))
-        self.adapters = None  # vla.adapters.AdapterSet once an embodiment adapter is attached
+        self.adapters = adapters
         self.model.eval()
 
     # -- construction -------------------------------------------------------------------------
@@ -192,101 +202,28 @@ class VLAPolicy:
         device = self.model.device
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-    # -- checkpoints --------------------------------------------------------------------------
+    # -- checkpoints (format: vla/checkpoint.py) ------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint directory atomically (temp dir + rename); returns its path."""
-        from safetensors.torch import save_model
+        from vla.checkpoint import save_checkpoint
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
-            config = self.config
-            if config.backbone.kind == "hf":
-                self.model.backbone.processor.save_pretrained(tmp / "backbone")
-                self.model.backbone.vlm.config.save_pretrained(tmp / "backbone")
-            meta = {
-                "format_version": CHECKPOINT_FORMAT,
-                "model": config.to_dict(),
-                "embodiment_ids": self.embodiment_ids,
-                "default_embodiment": self.default_embodiment,
-            }
-            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-            adapters = self.adapters  # with adapters: base weights under plain names, adapters beside them
-            if adapters is not None and len(adapters):
-                from safetensors.torch import save_file
-
-                base = adapters.base_state_dict()
-                save_file({k: v.detach().cpu().contiguous() for k, v in base.items()}, str(tmp / "model.safetensors"))
-                adapters.save(tmp / "adapters")
-            else:
-                save_model(self.model, str(tmp / "model.safetensors"))
-            # --- end adapters ---
-            (tmp / "embodiments").mkdir()
-            for spec in self.embodiments.values():
-                spec.save(tmp / "embodiments" / f"{spec.name}.json")
-            if path.exists():  # keep what others wrote beside the weights (adapters/, training_state/)
-                for extra in ("adapters", "training_state"):
-                    if (path / extra).exists() and not (tmp / extra).exists():
-                        shutil.copytree(path / extra, tmp / extra)
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_checkpoint(path, model=self.model, embodiments=list(self.embodiments.values()),
+                               embodiment_ids=self.embodiment_ids, default_embodiment=self.default_embodiment,
+                               adapters=self.adapters)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "VLAPolicy":
         """Load a checkpoint directory written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_model
+        from vla import checkpoint
 
-        path = Path(path)
-        config_file = path / "config.json"
-        if not config_file.exists():
-            raise FileNotFoundError(f"{path}: not a VLA checkpoint (no config.json)")
-        try:
-            meta = json.loads(config_file.read_text())
-            config = VLAConfig.from_dict(meta["model"])
-        except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{config_file}: invalid checkpoint config: {e}") from e
-        backbone = dataclasses.replace(config.backbone, lm_random_init=True)  # weights come from the checkpoint
-        if config.backbone.kind == "hf":
-            backbone = dataclasses.replace(backbone, hf_model=str(path / "backbone"))
-        model = VLAModel(dataclasses.replace(config, backbone=backbone))
-        model.config = config
-        missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{path / 'model.safetensors'}: weights do not match config (missing {missing[:5]}, unexpected {unexpected[:5]})")
-        ids = meta.get("embodiment_ids", {})
-        specs = []
-        for name in sorted(ids, key=ids.get):
-            spec_file = path / "embodiments" / f"{name}.json"
-            if not spec_file.exists():
-                raise FileNotFoundError(f"{spec_file}: embodiment {name!r} listed in config.json but its spec is missing")
-            specs.append(EmbodimentSpec.load(spec_file))
-        policy = cls.__new__(cls)
-        policy.model, policy.config = model, config
-        policy.embodiments, policy.embodiment_ids = {}, {}
-        for spec in specs:
-            policy.add_embodiment(spec, embodiment_id=ids[spec.name])
-        policy.default_embodiment = meta.get("default_embodiment") or specs[0].name
-        # --- adapters (vla/adapters.py) ---
-        policy.adapters = None
-        if (path / "adapters").is_dir():
-            from vla.adapters import AdapterSet
-
-            policy.adapters = AdapterSet(model)
-            policy.adapters.load(path / "adapters")
-        # --- end adapters ---
+        path = checkpoint.check_checkpoint_dir(path, flag=None)
+        meta = checkpoint.read_meta(path)
+        specs = checkpoint.read_embodiments(path, meta.embodiment_ids)
+        model = checkpoint.load_model(path, meta.config)
+        adapters = checkpoint.load_adapters(path, model)
         if device is not None:
             model.to(device)
-        model.eval()
-        return policy
+        return cls(model, specs, meta.default_embodiment, embodiment_ids=meta.embodiment_ids, adapters=adapters)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only)

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serve import wire  # noqa: E402
 from serve.client import RemotePolicy  # noqa: E402
-from serve.testing import toy_embodiments  # noqa: E402
+from serve.toy_policy import toy_embodiments  # noqa: E402
 
 
 def _free_port() -> int:

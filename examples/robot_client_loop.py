@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.self_serve:
         from serve.server import running_server
-        from serve.testing import ToyPolicy
+        from serve.toy_policy import ToyPolicy
 
         ctx = running_server(ToyPolicy(call_ms=40.0), max_wait_ms=0.0)
     else:

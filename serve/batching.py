@@ -29,18 +29,19 @@ from vla.types import InvalidObservationError, Policy
 log = logging.getLogger("serve.batching")
 
 
-class ServerBusy(RuntimeError):
-    """The batcher is shutting down or its queue is full (answer 503)."""
+class ServerBusy(ConnectionError):
+    """The batcher is shutting down or its queue is full (answer 503; a user-facing error, not a bug)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
     actions: np.ndarray
     embodiment: str
     seed: int
     queue_ms: float  # waiting for a batch slot
     model_ms: float  # the predict call that served this request (shared by its batch)
-    batch_size: int
+    batch_size: int  # requests of this embodiment in that predict call
+    window_size: int  # requests collected in the same batching window (all embodiments)
 
 
 @dataclass
@@ -79,7 +80,8 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
         self._closing = False
-        self.batches_run = 0
+        self.batches_run = 0  # predict calls
+        self.windows_run = 0  # collection windows (one predict per embodiment in each)
         self.requests_served = 0
         self.batch_hist: dict[int, int] = {}
 
@@ -94,7 +96,7 @@ class DynamicBatcher:
         if self._queue.qsize() >= self.max_queue:
             raise ServerBusy(f"request queue full ({self.max_queue} waiting)")
         fut = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(observation, embodiment, seed, fut))
+        await self._queue.put(_Item(observation=observation, embodiment=embodiment, seed=seed, future=fut))
         return await fut
 
     async def close(self) -> None:
@@ -139,17 +141,19 @@ class DynamicBatcher:
         while True:
             items = await self._collect()
             self._recent.append(len(items))
+            self.windows_run += 1
             try:
                 groups: dict[str, list[_Item]] = {}
                 for it in items:
                     groups.setdefault(it.embodiment, []).append(it)
+                log.debug("window of %d: %s", len(items), {e: len(g) for e, g in groups.items()})
                 for emb, group in groups.items():
-                    await self._serve_group(loop, emb, group)
+                    await self._serve_group(loop, emb, group, len(items))
             finally:
                 for _ in items:
                     self._queue.task_done()
 
-    async def _serve_group(self, loop: asyncio.AbstractEventLoop, emb: str, group: list[_Item]) -> None:
+    async def _serve_group(self, loop: asyncio.AbstractEventLoop, emb: str, group: list[_Item], window: int) -> None:
         live = [it for it in group if not it.future.done()]  # skip requests whose client went away
         if not live:
             return
@@ -159,7 +163,7 @@ class DynamicBatcher:
         except InvalidObservationError as e:
             if len(live) > 1:  # isolate the bad request so the others still get served
                 for it in live:
-                    await self._serve_group(loop, emb, [it])
+                    await self._serve_group(loop, emb, [it], window)
                 return
             _set_exc(live[0].future, e)
             return
@@ -174,9 +178,15 @@ class DynamicBatcher:
         self.batch_hist[len(live)] = self.batch_hist.get(len(live), 0) + 1
         for it, chunk in zip(live, chunks):
             if not it.future.done():
-                it.future.set_result(
-                    Result(np.asarray(chunk, np.float32), emb, it.seed, (start - it.enqueued) * 1000.0, model_ms, len(live))
-                )
+                it.future.set_result(Result(
+                    actions=np.asarray(chunk, np.float32),
+                    embodiment=emb,
+                    seed=it.seed,
+                    queue_ms=(start - it.enqueued) * 1000.0,
+                    model_ms=model_ms,
+                    batch_size=len(live),
+                    window_size=window,
+                ))
 
     def _predict(self, observations: list[dict], embodiment: str, seeds: list[int]) -> list[np.ndarray]:
         chunks = self.policy.predict(observations, embodiment=embodiment, seed=seeds)

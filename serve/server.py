@@ -68,18 +68,17 @@ def serve_forever(policy: Policy, cfg: ServeConfig) -> None:
     _Server(_uvicorn_config(policy, cfg)).run()
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunningServer:
     host: str
     port: int
-    server: object
+    server: object  # the uvicorn.Server (``should_exit = True`` stops it)
     thread: threading.Thread
+    app: object  # the FastAPI app (``app.state.batcher`` has the batching counters)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    app: object  # the FastAPI app (``app.state.batcher`` has the batching counters)
 
 
 @contextlib.contextmanager
@@ -101,7 +100,7 @@ def running_server(policy: Policy, cfg: ServeConfig | None = None, **overrides) 
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningServer(cfg.host, port, server, thread, config.app)
+        yield RunningServer(host=cfg.host, port=port, server=server, thread=thread, app=config.app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

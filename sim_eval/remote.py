@@ -1,9 +1,9 @@
 """Evaluate a policy served over the openpi WebSocket protocol (``openpi_client``).
 
 Observations go out with openpi's flat LIBERO-style keys (``observation/image``,
-``observation/wrist_image``, ``observation/state``, ``prompt``), which real openpi servers and
-``vla serve`` both accept; the reply's ``actions`` [H, A] is the chunk. HTTP servers (``vla serve``)
-are reached through ``serve.client.RemotePolicy`` instead.
+``observation/wrist_image``, ``observation/state``, ``prompt``; the mapping's one home is
+``vla_client.wire.to_openpi``), which real openpi servers and ``vla serve`` both accept; the
+reply's ``actions`` [H, A] is the chunk. HTTP servers (``vla serve``) are reached through ``serve.client.RemotePolicy`` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from serve import wire
 from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata
 
 
@@ -28,7 +29,8 @@ class OpenPIPolicy:
         self.spec = spec
         self._client = WebsocketClientPolicy(host=u.hostname, port=u.port, api_key=api_key)
         server_meta = self._client.get_server_metadata() or {}
-        self._meta = PolicyMetadata({spec.name: spec}, spec.name, int(server_meta.get("action_horizon", 0) or 0),
+        self._meta = PolicyMetadata(embodiments={spec.name: spec}, default_embodiment=spec.name,
+                                    action_horizon=int(server_meta.get("action_horizon", 0) or 0),
                                     model=f"openpi:{url}", extra={"server": _plain(server_meta)})
 
     @property
@@ -36,18 +38,7 @@ class OpenPIPolicy:
         return self._meta
 
     def _payload(self, obs: Observation, seed) -> dict:
-        cams = list(self.spec.cameras)
-        wrist = next((c for c in cams if "wrist" in c), None)
-        main = next((c for c in cams if c != wrist), cams[0])
-        out = {"observation/state": np.asarray(obs["state"], np.float32), "prompt": obs.get("prompt", "")}
-        images = obs.get("images", {})
-        if main in images:
-            out["observation/image"] = images[main]
-        if wrist and wrist in images:
-            out["observation/wrist_image"] = images[wrist]
-        if seed is not None:
-            out["seed"] = int(seed)
-        return out
+        return wire.to_openpi(obs, self.spec.cameras, seed=None if seed is None else int(seed))
 
     def predict(self, observations: list[Observation], *, embodiment: str | None = None,
                 seed: int | Sequence[int] | None = None) -> list[ActionChunk]:

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve.testing import toy_embodiments, toy_observation
+from serve.toy_policy import toy_embodiments, toy_observation
 
 
 def _free_port() -> int:

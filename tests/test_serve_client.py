@@ -13,7 +13,7 @@ import pytest
 from serve import wire
 from serve.client import BlendingChunkBroker, ChunkBroker, RemotePolicy, RemotePolicyError
 from serve.server import running_server
-from serve.testing import ToyPolicy, toy_embodiments, toy_observation
+from serve.toy_policy import ToyPolicy, toy_embodiments, toy_observation
 from vla.types import Policy, PolicyMetadata
 
 

@@ -16,7 +16,7 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy  # noqa:
 from serve import wire  # noqa: E402
 from serve.client import RemotePolicy  # noqa: E402
 from serve.server import running_server  # noqa: E402
-from serve.testing import toy_embodiments, toy_observation  # noqa: E402
+from serve.toy_policy import toy_embodiments, toy_observation  # noqa: E402
 from vla.types import InvalidObservationError  # noqa: E402
 
 ATOL = 1e-4

@@ -11,7 +11,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from serve.app import create_app  # noqa: E402
 from serve.server import running_server  # noqa: E402
-from serve.testing import ToyPolicy  # noqa: E402
+from serve.toy_policy import ToyPolicy  # noqa: E402
 
 KEY = "fuzz-key"
 

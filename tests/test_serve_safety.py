@@ -16,7 +16,7 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
 from serve import wire
 from serve.server import running_server
-from serve.testing import ToyPolicy, toy_embodiments, toy_observation
+from serve.toy_policy import ToyPolicy, toy_embodiments, toy_observation
 
 KEY = "s3cret"
 LIMIT = 200_000

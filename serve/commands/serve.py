@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     if args.toy:
-        from serve.testing import ToyPolicy
+        from serve.toy_policy import ToyPolicy
 
         return ToyPolicy(call_ms=args.toy_call_ms)
     if not args.checkpoint.is_dir():

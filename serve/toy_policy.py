@@ -1,4 +1,4 @@
-"""A small deterministic stand-in Policy (numpy only) for tests, benchmarks and client examples.
+"""The deterministic numpy stand-in Policy behind ``vla serve --toy`` (client development, benchmarks, tests).
 
 Its chunk depends on every input (image means, state, prompt, embodiment, seed), so a server that
 mixed up requests, dropped a camera or ignored the seed is caught.  ``call_ms`` sleeps once per

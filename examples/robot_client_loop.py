@@ -1,11 +1,12 @@
 """A robot-controller loop against a policy server, with async chunk blending.
 
-The "robot" is a toy numpy arm (state integrates the commanded deltas; two cameras render a dot at
-the end-effector position) so the loop runs anywhere.  Each control tick it asks the broker for one
+The "robot" is a toy numpy arm built from the server's ``/v1/metadata`` (its cameras, image size,
+state and action dims), so the loop runs anywhere against any served checkpoint.  Each control tick it asks the broker for one
 action; the broker queries the server only when the chunk runs low (``--prefetch`` ticks ahead, in a
 background thread) and blends the overlap, so the fixed-rate loop does not stall on the network.
 
-    vla serve --checkpoint runs/ckpt --port 8000 &      # or: vla serve --toy
+    vla serve --checkpoint runs/demo/policy --port 8000 &   # or: vla serve --toy
+    pip install serve/robot_client                         # on the robot: the light client only
     python examples/robot_client_loop.py --url http://127.0.0.1:8000 --hz 20 --steps 200
     python examples/robot_client_loop.py --self-serve   # starts a stand-in server on loopback itself
 """
@@ -20,32 +21,52 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serve.client import BlendingChunkBroker, ChunkBroker, RemotePolicy  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+try:  # the robot-side package: `pip install serve/robot_client` (numpy + msgpack + httpx, no torch)
+    from vla_client import BlendingChunkBroker, ChunkBroker, RemotePolicy
+except ImportError:  # a checkout of the project, nothing installed
+    sys.path.insert(0, str(ROOT / "serve" / "robot_client"))
+    from vla_client import BlendingChunkBroker, ChunkBroker, RemotePolicy
 
 
 class ToyArm:
-    """State: eef xyz + quat(4) + gripper(1) = 8 dims; actions: eef delta xyz, rot3, gripper."""
+    """A numpy stand-in robot shaped by the server's ``GET /v1/metadata`` for one embodiment.
 
-    def __init__(self, cameras: tuple[str, ...], size: int = 96, seed: int = 0):
-        self.cameras, self.size = cameras, size
+    Its cameras, image size, state and action dims are the embodiment's, so any served checkpoint
+    accepts its observations.  The first 3 state dims hold an end-effector position that integrates
+    the first 3 action dims; the last state dim mirrors the last action dim (the gripper); the rest stay 0.
+    Each camera renders a red dot at the end-effector position.
+    """
+
+    def __init__(self, spec, seed: int = 0, default_size: int = 96):
+        self.cameras = tuple(spec.cameras)
+        self.height, self.width = tuple(spec.image_size) if spec.image_size else (default_size, default_size)
+        self.state_dim, self.action_dim = spec.state_dim, spec.action_dim
         self.rng = np.random.default_rng(seed)
         self.pos = self.rng.uniform(-0.2, 0.2, 3)
         self.grip = 0.0
 
     def observe(self, prompt: str) -> dict:
-        state = np.concatenate([self.pos, [0.0, 0.0, 0.0, 1.0], [self.grip]]).astype(np.float32)
+        state = np.zeros(self.state_dim, np.float32)
+        k = min(3, self.state_dim)
+        state[:k] = self.pos[:k]
+        if self.state_dim > 3:
+            state[-1] = self.grip
         images = {}
-        for k, cam in enumerate(self.cameras):
-            img = np.full((self.size, self.size, 3), 40 + 30 * k, np.uint8)
-            u, v = ((np.clip(self.pos[[0, 1 + k % 2]], -1, 1) + 1) / 2 * (self.size - 1)).astype(int)
+        for i, cam in enumerate(self.cameras):
+            img = np.full((self.height, self.width, 3), 40 + 30 * i, np.uint8)
+            xy = (np.clip(self.pos[[0, 1 + i % 2]], -1, 1) + 1) / 2
+            u, v = int(xy[0] * (self.width - 1)), int(xy[1] * (self.height - 1))
             img[max(v - 2, 0) : v + 3, max(u - 2, 0) : u + 3] = (255, 64, 64)
             images[cam] = img
         return {"images": images, "state": state, "prompt": prompt}
 
     def step(self, action: np.ndarray) -> None:
-        self.pos = np.clip(self.pos + 0.01 * np.clip(action[:3], -1, 1), -1, 1)
+        action = np.asarray(action, np.float32)
+        if action.shape != (self.action_dim,):
+            raise ValueError(f"action of shape {list(action.shape)}, expected [{self.action_dim}]")
+        k = min(3, self.action_dim)
+        self.pos[:k] = np.clip(self.pos[:k] + 0.01 * np.clip(action[:k], -1, 1), -1, 1)
         self.grip = float(np.clip(action[-1], -1, 1))
 
 
@@ -53,17 +74,21 @@ def run(url: str, args: argparse.Namespace) -> int:
     with RemotePolicy(url, api_key=args.api_key, timeout_s=args.timeout, retries=args.retries) as remote:
         meta = remote.metadata
         name = args.embodiment or meta.default_embodiment
+        if name not in meta.embodiments:
+            raise SystemExit(f"--embodiment {name!r}: the server has {sorted(meta.embodiments)}")
         spec = meta.embodiments[name]
-        print(f"server {url}: model {meta.model!r}, embodiment {name} cameras={list(spec.cameras)} horizon={meta.action_horizon} execute={spec.execute_horizon}")
+        print(f"server {url}: model {meta.model!r}, embodiment {name} cameras={list(spec.cameras)} "
+              f"state_dim={spec.state_dim} action_dim={spec.action_dim} horizon={meta.action_horizon} "
+              f"execute={spec.execute_horizon}")
         if args.no_blend:
             broker = ChunkBroker(remote, embodiment=name)
         else:
             broker = BlendingChunkBroker(remote, embodiment=name, prefetch_steps=args.prefetch)
-        arm = ToyArm(spec.cameras)
+        arm = ToyArm(spec)
         period = 1.0 / args.hz
         late, tick_ms = 0, []
         next_t = time.perf_counter()
-        for step in range(args.steps):
+        for _ in range(args.steps):
             t0 = time.perf_counter()
             action = broker.act(arm.observe(args.prompt))
             arm.step(np.asarray(action))
@@ -101,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--retries", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.self_serve:
+    if args.self_serve:  # server side: needs the full project
+        sys.path.insert(0, str(ROOT))
         from serve.server import running_server
         from serve.toy_policy import ToyPolicy
 

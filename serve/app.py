@@ -215,7 +215,7 @@ def create_app(
         dependencies=guarded,
         response_model=schema.ActResponse,
         responses={200: {"content": {wire.MSGPACK: {"schema": schema.REPLY_MSGPACK}}}, **_ACT_ERRORS},
-        openapi_extra=schema.ACT_OPENAPI,
+        openapi_extra=schema.act_openapi(sorted({c for e in service.meta.embodiments.values() for c in e.cameras})),
     )
     async def act(request: Request):
         """Predict one action chunk (robot units) for one observation."""

@@ -29,10 +29,10 @@ NDARRAY: dict[str, Any] = {
     },
 }
 STATE_JSON: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "description": "robot state float[S] in robot units"}
-CAMERA_KEY = "^observation/(images/)?[A-Za-z0-9_.-]+$"
 
 
-def _request(image: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -> dict[str, Any]:
+    flat_cams = {f"observation/{p}{c}": image for c in cameras for p in ("", "images/")}
     return {
         "type": "object",
         "description": (
@@ -52,14 +52,24 @@ def _request(image: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
             "observation/state": state,
             "observation/image": image,
             "observation/wrist_image": image,
+            **flat_cams,
         },
-        "patternProperties": {CAMERA_KEY: image},
         "additionalProperties": False,
     }
 
 
-REQUEST_JSON = _request(IMAGE_JSON, STATE_JSON)
-REQUEST_MSGPACK = _request({"anyOf": [NDARRAY, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]})
+def act_openapi(cameras: list[str]) -> dict[str, Any]:
+    """``openapi_extra`` of ``POST /v1/act`` for a policy whose embodiments have ``cameras``."""
+    as_json = _request(IMAGE_JSON, STATE_JSON, cameras)
+    as_msgpack = _request({"anyOf": [NDARRAY, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]}, cameras)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": as_json}, "application/msgpack": {"schema": as_msgpack}},
+        }
+    }
+
+
 REPLY_MSGPACK = {
     "type": "string",
     "format": "binary",
@@ -94,11 +104,3 @@ class ErrorBody(BaseModel):
 
 def error_responses(descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": desc} for code, desc in descriptions.items()}
-
-
-ACT_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": REQUEST_JSON}, "application/msgpack": {"schema": REQUEST_MSGPACK}},
-    }
-}

@@ -91,7 +91,52 @@ def test_vla_serve_toy_stops_on_sigint_after_in_flight_work():
 def test_vla_serve_bad_checkpoint(tmp_path):
     proc = _vla("serve", "--checkpoint", str(tmp_path / "missing"))
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "not a directory" in out
+    assert proc.returncode == 1 and "no such directory" in out and "Traceback" not in out
     proc = _vla("serve", "--checkpoint", str(tmp_path))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "config.json" in out
+
+
+def test_vla_serve_training_run_dir_suggests_its_policy(tmp_path):
+    (tmp_path / "run" / "policy").mkdir(parents=True)
+    (tmp_path / "run" / "policy" / "config.json").write_text("{}")
+    proc = _vla("serve", "--checkpoint", str(tmp_path / "run"))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and f"did you mean {tmp_path / 'run' / 'policy'}" in out, out
+
+
+def test_vla_serve_port_in_use_is_reported_before_loading_the_model(tmp_path):
+    """The checkpoint's weights are garbage: an error about them would mean the model was loaded first."""
+    (tmp_path / "config.json").write_text("{not json")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        t = time.monotonic()
+        proc = _vla("serve", "--checkpoint", str(tmp_path), "--port", str(port))
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and f"127.0.0.1:{port} is already in use" in out and "Traceback" not in out, out
+    free = int(out.split("try --port ")[1].split()[0].rstrip(","))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", free))  # the suggested port is bindable
+    assert time.monotonic() - t < 30
+
+
+def test_vla_serve_logs_each_request_and_each_4xx_field_without_payload():
+    from serve import wire
+
+    port = _free_port()
+    proc = _vla("serve", "--toy", "--port", str(port), "--log-level", "debug")
+    try:
+        _wait_up(proc, port)
+        obs = toy_observation(toy_embodiments()[0], np.random.default_rng(5), size=40, prompt="secret instruction")
+        url = f"http://127.0.0.1:{port}/v1/act"
+        assert httpx.post(url, content=wire.packb(obs), headers={"Content-Type": wire.MSGPACK}).status_code == 200
+        bad = {**obs, "state": np.zeros(3, np.float32)}
+        assert httpx.post(url, content=wire.packb(bad), headers={"Content-Type": wire.MSGPACK}).status_code == 422
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert "act via=http embodiment=toy_arm batch=1 window=1" in out and "model_ms=" in out, out
+    assert "POST /v1/act -> 422 field=state" in out, out
+    assert "secret instruction" not in out  # no payload data in the logs

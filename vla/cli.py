@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = module.main(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError) as e:
-        # bad input from the user: one clear line, no traceback
+    except (ValueError, FileNotFoundError, ConnectionError) as e:
+        # bad input from the user, or a server that refused / cannot be reached: one clear line, no traceback
         print(f"vla {name}: error: {e}", file=sys.stderr)
         return 1
     return int(rc or 0)

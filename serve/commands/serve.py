@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 from pathlib import Path
 
 
@@ -33,14 +35,28 @@ def _load(args: argparse.Namespace):
         from serve.toy_policy import ToyPolicy
 
         return ToyPolicy(call_ms=args.toy_call_ms)
-    if not args.checkpoint.is_dir():
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: not a directory")
-    if not (args.checkpoint / "config.json").is_file():
-        raise ValueError(f"--checkpoint {args.checkpoint}: no config.json (not a VLAPolicy checkpoint directory)")
     from vla.policy import VLAPolicy
 
     kwargs = {"device": args.device} if args.device else {}
     return VLAPolicy.from_pretrained(args.checkpoint, **kwargs)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will (SO_REUSEADDR), before the model loads; a ValueError naming a free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return
+        except OSError as e:
+            if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise ValueError(f"--host {host} --port {port}: cannot bind: {e.strerror}") from None
+            reason = "is already in use" if e.errno == errno.EADDRINUSE else "needs more privileges"
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        free = s.getsockname()[1]
+    raise ValueError(f"--port {port}: {host}:{port} {reason} (another server?); try --port {free}, which is free now")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,7 +66,14 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-batch must be >= 1, got {args.max_batch}")
     if args.max_wait_ms < 0:
         raise ValueError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.checkpoint is not None:
+        from vla.checkpoint import check_checkpoint_dir
+
+        check_checkpoint_dir(args.checkpoint, "--checkpoint")
+    check_port_free(args.host, args.port)
+    # our loggers at --log-level (per request at debug, 4xx at info); third-party libraries stay at warning
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("serve").setLevel(args.log_level.upper())
     policy = _load(args)
     meta = policy.metadata
     print(

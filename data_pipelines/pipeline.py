@@ -18,6 +18,7 @@ import numpy as np
 from data_pipelines.errors import DataError
 from data_pipelines.stats import NormConfig, spec_with_stats
 from data_pipelines.transforms import AugmentConfig, Chunk, ImageTransform, Normalize
+from vla.preprocessing import check_image_mode
 from vla.types import EmbodimentSpec, TrainingSample
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ class PipelineConfig:
     horizon: int = 16  # action chunk length (the model's action_horizon)
     history: int = 1  # observation (state) history length; >1 adds ``state_history``
     action_delta_timestamps: tuple[float, ...] | None = None  # LeRobot-style chunk times (s); sets horizon
-    image_size: tuple[int, int] | None = (224, 224)  # None keeps the source size
-    image_mode: str = "resize"
+    image_size: tuple[int, int] | None = (224, 224)  # the model's VLAConfig.image_size; None keeps the source size
+    image_mode: str = "resize"  # the model's VLAConfig.image_mode (vla.preprocessing.resize_image)
     train: bool = True  # shuffling + augmentation + endless epochs
-    augment: AugmentConfig = AugmentConfig()
+    augment: AugmentConfig | None = AugmentConfig()  # None: no augmentation even when training
     norm: NormConfig = NormConfig()
     seed: int = 0
     buffer_episodes: int = 4  # episodes open at once per dataset (samples interleave across them)
@@ -57,9 +58,29 @@ class PipelineConfig:
             raise ValueError("PipelineConfig needs at least one dataset")
         if any(d.weight <= 0 for d in self.datasets):
             raise ValueError(f"dataset weights must be > 0; got {[d.weight for d in self.datasets]}")
+        check_image_mode(self.image_mode, "PipelineConfig.image_mode")
 
     def replace(self, **kw) -> "PipelineConfig":
         return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def for_model(cls, model_config, datasets: tuple[DatasetConfig, ...], **kw) -> "PipelineConfig":
+        """A pipeline whose chunks and images match ``model_config`` (a ``VLAConfig``): horizon, image size/mode."""
+        return cls(datasets=datasets, horizon=model_config.action_horizon, image_size=tuple(model_config.image_size),
+                   image_mode=model_config.image_mode, **kw)
+
+    def check_model(self, model_config) -> None:
+        """ValueError naming each field where this pipeline and ``model_config`` (a ``VLAConfig``) disagree, so the
+        frames the model trains on are the frames ``predict`` gives it (image size and mode) and chunks fit."""
+        diffs = []
+        if self.image_size is not None and tuple(self.image_size) != tuple(model_config.image_size):
+            diffs.append(f"image_size {tuple(self.image_size)} vs model {tuple(model_config.image_size)}")
+        if self.image_mode != model_config.image_mode:
+            diffs.append(f"image_mode {self.image_mode!r} vs model {model_config.image_mode!r}")
+        if self.action_delta_timestamps is None and self.horizon != model_config.action_horizon:
+            diffs.append(f"horizon {self.horizon} vs model action_horizon {model_config.action_horizon}")
+        if diffs:
+            raise ValueError("data pipeline does not match the model: " + "; ".join(diffs))
 
 
 def open_source(dc: DatasetConfig, on_error: str = "raise"):

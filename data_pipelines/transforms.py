@@ -2,6 +2,7 @@
 
 Each stage has ``inputs`` (data -> model direction) and, where it applies, ``outputs`` (the inverse,
 model -> robot, used at inference). Stages: :class:`Normalize`, :class:`Chunk`, :class:`ImageTransform`.
+Normalization and image resizing are :mod:`vla.preprocessing`'s, the functions ``VLAPolicy.predict`` calls.
 """
 
 from __future__ import annotations
@@ -11,24 +12,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_pipelines.standardize import StandardEpisode
+from vla.preprocessing import check_image_mode, normalize_actions, normalize_state, resize_image, unnormalize_actions
 from vla.types import EmbodimentSpec
 
 
 @dataclass(frozen=True)
 class Normalize:
-    """Normalize an episode's state/actions with the embodiment's stats (gripper dims untouched)."""
+    """Normalize an episode's state/actions with the embodiment's stats (gripper dims untouched), through
+    :mod:`vla.preprocessing` as ``VLAPolicy.predict`` does; ``outputs`` is the inverse for action chunks."""
 
     spec: EmbodimentSpec
 
     def inputs(self, ep: StandardEpisode) -> StandardEpisode:
         out = dict(ep)
-        out["state"] = self.spec.normalize_state(ep["state"]) if ep["state"].shape[-1] else ep["state"]
-        out["actions"] = self.spec.normalize_action(ep["actions"])
+        out["state"] = normalize_state(self.spec, ep["state"])
+        out["actions"] = normalize_actions(self.spec, ep["actions"])
         return out  # type: ignore[return-value]
 
     def outputs(self, actions: np.ndarray) -> np.ndarray:
         """Model-unit action chunk -> robot units."""
-        return self.spec.unnormalize_action(actions)
+        return unnormalize_actions(self.spec, actions)
 
 
 @dataclass(frozen=True)
@@ -76,58 +79,52 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ImageTransform:
-    """Resize (``mode='resize'`` stretches, ``'pad'`` keeps aspect and pads) to ``size`` (H, W), with a
-    random resized crop + color jitter when ``train``."""
+    """Bring a frame to ``size`` (H, W) with :func:`vla.preprocessing.resize_image` (``mode='resize'`` stretches,
+    ``'pad'`` keeps aspect and pads), the function ``VLAPolicy.predict`` uses. With ``train`` and an ``augment``
+    config: a seeded random crop first, the same resize, then color jitter (train only, never at inference)."""
 
     size: tuple[int, int] = (224, 224)
     train: bool = False
-    augment: AugmentConfig = AugmentConfig()
+    augment: AugmentConfig | None = AugmentConfig()
     mode: str = "resize"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("resize", "pad"):
-            raise ValueError(f"ImageTransform.mode must be 'resize' or 'pad'; got {self.mode!r}")
+        check_image_mode(self.mode, "ImageTransform.mode")
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        from PIL import Image, ImageEnhance
+        if not self.train or self.augment is None:
+            return resize_image(img, self.size, self.mode)
+        if rng is None:
+            raise ValueError("ImageTransform(train=True) needs an rng for deterministic augmentation")
+        a = self.augment
+        H, W = img.shape[:2]
+        area = H * W * rng.uniform(*a.crop_scale)
+        ratio = np.exp(rng.uniform(np.log(a.crop_ratio[0]), np.log(a.crop_ratio[1])))
+        cw = max(1, int(round(min(W, np.sqrt(area * ratio)))))
+        ch = max(1, int(round(min(H, np.sqrt(area / ratio)))))
+        x0 = int(rng.integers(0, W - cw + 1))
+        y0 = int(rng.integers(0, H - ch + 1))
+        out = resize_image(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), self.size, self.mode)
+        return _color_jitter(out, a, rng)
 
-        h, w = self.size
-        im = Image.fromarray(np.ascontiguousarray(img))
-        if self.train:
-            if rng is None:
-                raise ValueError("ImageTransform(train=True) needs an rng for deterministic augmentation")
-            a = self.augment
-            H, W = img.shape[:2]
-            area = H * W * rng.uniform(*a.crop_scale)
-            ratio = np.exp(rng.uniform(np.log(a.crop_ratio[0]), np.log(a.crop_ratio[1])))
-            cw = int(round(min(W, np.sqrt(area * ratio))))
-            ch = int(round(min(H, np.sqrt(area / ratio))))
-            x0 = int(rng.integers(0, W - cw + 1))
-            y0 = int(rng.integers(0, H - ch + 1))
-            im = im.resize((w, h), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
-            if a.brightness:
-                im = ImageEnhance.Brightness(im).enhance(rng.uniform(1 - a.brightness, 1 + a.brightness))
-            if a.contrast:
-                im = ImageEnhance.Contrast(im).enhance(rng.uniform(1 - a.contrast, 1 + a.contrast))
-            if a.saturation:
-                im = ImageEnhance.Color(im).enhance(rng.uniform(1 - a.saturation, 1 + a.saturation))
-            if a.hue:
-                hsv = np.asarray(im.convert("HSV")).copy()
-                hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(rng.uniform(-a.hue, a.hue) * 255)) % 256
-                im = Image.fromarray(hsv, "HSV").convert("RGB")
-            out = np.array(im)
-            if a.channel_gain:
-                gain = rng.uniform(1 - a.channel_gain, 1 + a.channel_gain, 3).astype(np.float32)
-                out = np.clip(out * gain, 0, 255).astype(np.uint8)
-            return out
-        if self.mode == "pad":
-            H, W = img.shape[:2]
-            s = min(h / H, w / W)
-            nh, nw = max(1, round(H * s)), max(1, round(W * s))
-            canvas = np.zeros((h, w, 3), np.uint8)
-            y0, x0 = (h - nh) // 2, (w - nw) // 2
-            canvas[y0:y0 + nh, x0:x0 + nw] = np.asarray(im.resize((nw, nh), Image.BILINEAR))
-            return canvas
-        if img.shape[:2] == (h, w):
-            return img
-        return np.array(im.resize((w, h), Image.BILINEAR))
+
+def _color_jitter(img: np.ndarray, a: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Brightness / contrast / saturation / hue (PIL enhancers) then per-channel gain, drawn from ``rng``."""
+    from PIL import Image, ImageEnhance
+
+    im = Image.fromarray(img)
+    if a.brightness:
+        im = ImageEnhance.Brightness(im).enhance(rng.uniform(1 - a.brightness, 1 + a.brightness))
+    if a.contrast:
+        im = ImageEnhance.Contrast(im).enhance(rng.uniform(1 - a.contrast, 1 + a.contrast))
+    if a.saturation:
+        im = ImageEnhance.Color(im).enhance(rng.uniform(1 - a.saturation, 1 + a.saturation))
+    if a.hue:
+        hsv = np.asarray(im.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(rng.uniform(-a.hue, a.hue) * 255)) % 256
+        im = Image.fromarray(hsv, "HSV").convert("RGB")
+    out = np.array(im)
+    if a.channel_gain:
+        gain = rng.uniform(1 - a.channel_gain, 1 + a.channel_gain, 3).astype(np.float32)
+        out = np.clip(out * gain, 0, 255).astype(np.uint8)
+    return out

@@ -66,6 +66,7 @@ class VLAConfig:
     max_state_dim: int = 32
     max_cameras: int = 3
     image_size: tuple[int, int] = (96, 96)  # (H, W) images are resized to for the embedded encoder
+    image_mode: str = "resize"  # "resize" stretches to image_size, "pad" keeps aspect (letterbox); vla.preprocessing
     max_embodiments: int = 16
 
     def __post_init__(self) -> None:
@@ -77,6 +78,8 @@ class VLAConfig:
             raise ValueError(f"head.kind must be 'flow' or 'ddim'; got {self.head.kind!r}")
         if self.head.ddim_prediction not in ("sample", "epsilon"):
             raise ValueError(f"head.ddim_prediction must be 'sample' or 'epsilon'; got {self.head.ddim_prediction!r}")
+        if self.image_mode not in ("resize", "pad"):
+            raise ValueError(f"image_mode must be 'resize' or 'pad'; got {self.image_mode!r}")
         if self.expert.width % self.expert.heads:
             raise ValueError(f"expert.width {self.expert.width} not divisible by heads {self.expert.heads}")
 

@@ -1,7 +1,8 @@
-"""VLAPolicy: the model behind the shared ``Policy`` interface, plus its checkpoint directory.
+"""VLAPolicy: the model behind the shared ``Policy`` interface.
 
-Callers deal in robot units: ``predict`` validates observations, normalizes state with the
-embodiment's stats, samples normalized action chunks and unnormalizes them.
+Callers deal in robot units: ``predict`` validates observations, brings them to model tensors through
+:mod:`vla.preprocessing` (the path training uses too), samples normalized action chunks and unnormalizes
+them. Batch collation lives in :mod:`vla.collate`, the checkpoint directory format in :mod:`vla.checkpoint`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from vla.collate import collate
 from vla.config import VLAConfig
 from vla.model.vla_model import VLAModel
+from vla.preprocessing import observation_inputs, unnormalize_actions
 from vla.types import (
     ActionChunk,
     EmbodimentSpec,
@@ -117,24 +119,22 @@ class VLAPolicy:
         spec = self.spec(embodiment)
         if self.adapters is not None and len(self.adapters):  # the embodiment's own adapter, else the base
             self.adapters.activate(spec.name if spec.name in self.adapters else None)
-        samples: list[TrainingSample] = []
-        for i, obs in enumerate(observations):
-            validate_observation(obs, spec, index=i)
-            state = np.asarray(obs.get("state", np.zeros(0)), np.float32)
-            samples.append(
-                {
-                    "images": {k: v for k, v in obs["images"].items() if v is not None},
-                    "state": spec.normalize_state(state) if spec.state_dim else state,
-                    "prompt": obs.get("prompt") or "",
-                    "embodiment": spec.name,
-                }
-            )
-        batch = self.collate(samples)
-        noise = self.make_noise(len(samples), seed)
+        batch = self.prepare(observations, spec)
+        noise = self.make_noise(len(observations), seed)
         self.model.eval()
         actions = self.model.sample_actions(batch, noise.to(self.model.device), reuse_prefix=reuse_prefix)
         actions = actions[:, :, : spec.action_dim].float().cpu().numpy()
-        return [spec.unnormalize_action(a).astype(np.float32) for a in actions]
+        return [unnormalize_actions(spec, a) for a in actions]
+
+    def prepare(self, observations: Sequence[Observation], embodiment: str | EmbodimentSpec | None = None) -> dict:
+        """Observations -> the model batch ``predict`` samples from (validated, through vla.preprocessing)."""
+        cfg = self.config
+        spec = embodiment if isinstance(embodiment, EmbodimentSpec) else self.spec(embodiment)
+        samples = []
+        for i, obs in enumerate(observations):
+            validate_observation(obs, spec, index=i)
+            samples.append(observation_inputs(obs, spec, cfg.image_size, cfg.image_mode))
+        return self.collate(samples)
 
     def make_noise(self, batch_size: int, seed: int | Sequence[int] | None) -> torch.Tensor:
         """Initial noise [B, H, A_max]; with a seed, each row is drawn from its own generator."""
@@ -146,61 +146,10 @@ class VLAPolicy:
             raise ValueError(f"seed: got {len(seeds)} seeds for {batch_size} observations")
         return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
-    # -- batching -----------------------------------------------------------------------------
+    # -- batching ---------------------------------------------------------------------------
     def collate(self, samples: Sequence[TrainingSample]) -> dict:
-        """Stack samples into a model batch: pad dims, order cameras into slots, resize images."""
-        cfg = self.config
-        b = len(samples)
-        h, w = cfg.image_size
-        images = torch.zeros((b, cfg.max_cameras, 3, h, w), dtype=torch.uint8)
-        image_mask = torch.zeros((b, cfg.max_cameras), dtype=torch.bool)
-        state = torch.zeros((b, cfg.max_state_dim))
-        state_mask = torch.zeros((b, cfg.max_state_dim), dtype=torch.bool)
-        action_mask = torch.zeros((b, cfg.max_action_dim), dtype=torch.bool)
-        emb_ids = torch.zeros(b, dtype=torch.long)
-        has_actions = all("actions" in s for s in samples)
-        actions = torch.zeros((b, cfg.action_horizon, cfg.max_action_dim))
-        action_pad = torch.zeros((b, cfg.action_horizon), dtype=torch.bool)
-        for i, s in enumerate(samples):
-            spec = self.embodiments.get(s["embodiment"])
-            if spec is None:
-                raise ValueError(f"sample {i}: unknown embodiment {s['embodiment']!r}; known: {sorted(self.embodiments)}")
-            emb_ids[i] = self.embodiment_ids[spec.name]
-            for slot, cam in enumerate(spec.cameras):
-                img = s["images"].get(cam)
-                if img is not None:
-                    images[i, slot] = _resize_uint8(img, (h, w))
-                    image_mask[i, slot] = True
-            st = np.asarray(s.get("state", ()), np.float32)
-            if st.shape != (spec.state_dim,):
-                raise ValueError(f"sample {i}: state shape {st.shape}, embodiment {spec.name!r} expects ({spec.state_dim},)")
-            state[i, : spec.state_dim] = torch.from_numpy(st)
-            state_mask[i, : spec.state_dim] = True
-            action_mask[i, : spec.action_dim] = True
-            if has_actions:
-                a = np.asarray(s["actions"], np.float32)
-                if a.shape != (cfg.action_horizon, spec.action_dim):
-                    raise ValueError(
-                        f"sample {i}: actions shape {a.shape}, expected ({cfg.action_horizon}, {spec.action_dim}) "
-                        f"(model horizon, embodiment {spec.name!r} action_dim)"
-                    )
-                actions[i, :, : spec.action_dim] = torch.from_numpy(a)
-                pad = s.get("action_pad")
-                if pad is not None:
-                    action_pad[i] = torch.from_numpy(np.asarray(pad, bool))
-        batch = {
-            "images": images,
-            "image_mask": image_mask,
-            "prompt": [s.get("prompt") or "" for s in samples],
-            "state": state,
-            "state_mask": state_mask,
-            "action_mask": action_mask,
-            "embodiment_id": emb_ids,
-        }
-        if has_actions:
-            batch.update(actions=actions, action_pad=action_pad)
-        device = self.model.device
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        """Stack normalized samples into a model batch on the model's device (see :mod:`vla.collate`)."""
+        return collate(samples, self.config, self.embodiments, self.embodiment_ids, self.model.device)
 
     # -- checkpoints (format: vla/checkpoint.py) ------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike) -> Path:
@@ -228,11 +177,3 @@ class VLAPolicy:
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only)
 
-
-def _resize_uint8(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """uint8[H, W, 3] -> uint8[3, h, w] (antialiased bilinear when the size differs)."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-    if tuple(t.shape[1:]) == tuple(size):
-        return t
-    out = F.interpolate(t[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-    return out[0].round().clamp(0, 255).to(torch.uint8)

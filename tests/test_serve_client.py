@@ -34,6 +34,7 @@ class CountingPolicy:
         self.latency_s = latency_s
         self.n = 0
         self.query_steps: list[int] = []
+        self.seeds: list = []
 
     @property
     def metadata(self):
@@ -44,6 +45,7 @@ class CountingPolicy:
 
     def predict(self, observations, *, embodiment=None, seed=None):
         self.query_steps.append(observations[0]["step"])
+        self.seeds.append(seed)
         time.sleep(self.latency_s)
         k, self.n = self.n, self.n + 1
         return [np.full((self._meta.action_horizon, 6), float(k), np.float32)]
@@ -159,3 +161,65 @@ def test_example_robot_client_loop_runs(capsys):
     assert mod.main(["--self-serve", "--steps", "24", "--hz", "50"]) == 0
     out = capsys.readouterr().out
     assert "24 ticks at 50 Hz" in out and "stalls" in out
+
+
+def test_cli_reports_client_and_server_errors_in_one_line(tmp_path, monkeypatch, capsys):
+    """RemotePolicyError (unreachable server) and ServerBusy are user-facing: `vla <cmd>: error: ...`, rc 1."""
+    from serve.batching import ServerBusy
+    from vla import cli
+
+    port = _free_port()
+    (tmp_path / "probe_cmd.py").write_text(
+        "from serve.batching import ServerBusy\n"
+        "from serve.client import RemotePolicy\n"
+        "def add_arguments(p):\n    p.add_argument('--busy', action='store_true')\n"
+        "def main(args):\n"
+        "    if args.busy:\n        raise ServerBusy('request queue full (3 waiting)')\n"
+        f"    RemotePolicy('http://127.0.0.1:{port}', retries=0, connect_timeout_s=1).metadata\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "probe", ("probe_cmd", "query a server"))
+    assert cli.main(["probe"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vla probe: error: GET http://127.0.0.1:") and "ConnectError" in err and "\n" not in err, err
+    assert cli.main(["probe", "--busy"]) == 1
+    assert capsys.readouterr().err.strip() == "vla probe: error: request queue full (3 waiting)"
+    assert issubclass(RemotePolicyError, ConnectionError) and issubclass(ServerBusy, ConnectionError)
+
+
+def test_chunk_broker_seed_per_tick_and_needs_observation():
+    """What sim-eval rollouts rely on: a seed derived from the tick, and rendering only when a query comes."""
+    pol = CountingPolicy(horizon=10, execute=6)
+    broker = ChunkBroker(pol, seed=lambda t: 1000 + t)
+    needs = []
+    for t in range(13):
+        needs.append(broker.needs_observation)
+        broker.act({"step": t})
+    assert pol.query_steps == [0, 6, 12] and pol.seeds == [1000, 1006, 1012]
+    assert [t for t, n in enumerate(needs) if n] == [0, 6, 12]
+    broker.reset()
+    assert broker.needs_observation and broker.t == 0
+
+
+def test_blending_broker_needs_observation_whenever_it_queries():
+    pol = CountingPolicy(horizon=10, execute=6)  # no latency: each prefetch is done by the next tick
+    broker = BlendingChunkBroker(pol, prefetch_steps=2, seed=7)
+    flagged, queried = [], []
+    for t in range(20):
+        before, need = broker.queries, broker.needs_observation
+        broker.act({"step": t})
+        time.sleep(0.002)
+        flagged.append(need)
+        queried.append(broker.queries > before)
+    broker.close()
+    assert queried == flagged and sum(queried) >= 4, (queried, flagged)
+    assert set(pol.seeds) == {7}
+
+
+def test_bad_chunk_shape_is_a_clear_error():
+    class Flat(CountingPolicy):
+        def predict(self, observations, *, embodiment=None, seed=None):
+            return [np.zeros(6, np.float32)]
+
+    with pytest.raises(ValueError, match=r"chunk of shape \[6\], expected \[H, 6\]"):
+        ChunkBroker(Flat(), action_dim=6).act({"step": 0})

@@ -1,9 +1,10 @@
 """A robot-controller loop against a policy server, with async chunk blending.
 
 The "robot" is a toy numpy arm built from the server's ``/v1/metadata`` (its cameras, image size,
-state and action dims), so the loop runs anywhere against any served checkpoint.  Each control tick it asks the broker for one
-action; the broker queries the server only when the chunk runs low (``--prefetch`` ticks ahead, in a
-background thread) and blends the overlap, so the fixed-rate loop does not stall on the network.
+state and action dims), so the loop runs anywhere against any served checkpoint.  Each control tick
+it asks the broker for one action; the broker queries the server only when the chunk runs low
+(``--prefetch`` ticks ahead, in a background thread) and blends the overlap, so the fixed-rate loop
+does not stall on the network.
 
     vla serve --checkpoint runs/demo/policy --port 8000 &   # or: vla serve --toy
     pip install serve/robot_client                         # on the robot: the light client only
@@ -77,9 +78,11 @@ def run(url: str, args: argparse.Namespace) -> int:
         if name not in meta.embodiments:
             raise SystemExit(f"--embodiment {name!r}: the server has {sorted(meta.embodiments)}")
         spec = meta.embodiments[name]
-        print(f"server {url}: model {meta.model!r}, embodiment {name} cameras={list(spec.cameras)} "
-              f"state_dim={spec.state_dim} action_dim={spec.action_dim} horizon={meta.action_horizon} "
-              f"execute={spec.execute_horizon}")
+        print(
+            f"server {url}: model {meta.model!r}, embodiment {name} cameras={list(spec.cameras)} "
+            f"state_dim={spec.state_dim} action_dim={spec.action_dim} horizon={meta.action_horizon} "
+            f"execute={spec.execute_horizon}"
+        )
         if args.no_blend:
             broker = ChunkBroker(remote, embodiment=name)
         else:
@@ -106,7 +109,8 @@ def run(url: str, args: argparse.Namespace) -> int:
         print(
             f"{args.steps} ticks at {args.hz:g} Hz: {broker.queries} queries, "
             f"stalls {getattr(broker, 'stalls', 'n/a')}, late ticks {late}, "
-            f"act() p50 {np.percentile(ticks, 50):.2f} ms p99 {np.percentile(ticks, 99):.2f} ms max {ticks.max():.1f} ms; "
+            f"act() p50 {np.percentile(ticks, 50):.2f} ms p99 {np.percentile(ticks, 99):.2f} ms "
+            f"max {ticks.max():.1f} ms; "
             f"final eef {np.round(arm.pos, 3).tolist()}"
         )
     return 0
@@ -115,13 +119,17 @@ def run(url: str, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="http://127.0.0.1:8000")
-    ap.add_argument("--self-serve", action="store_true", help="serve the numpy stand-in policy on loopback for this run")
+    ap.add_argument(
+        "--self-serve", action="store_true", help="serve the numpy stand-in policy on loopback for this run"
+    )
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--embodiment", default=None)
     ap.add_argument("--prompt", default="pick up the red cube")
     ap.add_argument("--hz", type=float, default=20.0)
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--prefetch", type=int, default=3, help="start the next query this many ticks before the chunk ends")
+    ap.add_argument(
+        "--prefetch", type=int, default=3, help="start the next query this many ticks before the chunk ends"
+    )
     ap.add_argument("--no-blend", action="store_true", help="synchronous chunk broker (query when the chunk runs out)")
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--retries", type=int, default=2)

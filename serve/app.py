@@ -119,8 +119,13 @@ class _Service:
         emb = emb or self.meta.default_embodiment
         if not isinstance(emb, str) or emb not in self.meta.embodiments:
             known = sorted(self.meta.embodiments)
-            raise wire.WireError(422, f"unknown embodiment {emb!r}; known: {known}", field="embodiment",
-                                 expected=f"one of {known}", got=repr(emb)[:80])
+            raise wire.WireError(
+                422,
+                f"unknown embodiment {emb!r}; known: {known}",
+                field="embodiment",
+                expected=f"one of {known}",
+                got=repr(emb)[:80],
+            )
         spec = self.meta.embodiments[emb]
         req = wire.to_observation(raw, spec.cameras)
         validate_observation(req.observation, spec)
@@ -131,8 +136,16 @@ class _Service:
     async def act(self, raw: Any, via: str) -> tuple[Result, list[str]]:
         obs, emb, seed, warnings = self.parse(raw)
         res = await self.batcher.submit(obs, emb, seed)
-        log.debug("act via=%s embodiment=%s batch=%d window=%d queue_ms=%.1f model_ms=%.1f warnings=%d",
-                  via, emb, res.batch_size, res.window_size, res.queue_ms, res.model_ms, len(warnings))
+        log.debug(
+            "act via=%s embodiment=%s batch=%d window=%d queue_ms=%.1f model_ms=%.1f warnings=%d",
+            via,
+            emb,
+            res.batch_size,
+            res.window_size,
+            res.queue_ms,
+            res.model_ms,
+            len(warnings),
+        )
         return res, warnings
 
 
@@ -155,8 +168,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
-        log.info("serving %s (max_batch=%d, max_wait_ms=%.1f)", service.meta.model or type(policy).__name__,
-                 max_batch, max_wait_ms)
+        log.info(
+            "serving %s (max_batch=%d, max_wait_ms=%.1f)",
+            service.meta.model or type(policy).__name__,
+            max_batch,
+            max_wait_ms,
+        )
         try:
             yield
         finally:
@@ -176,8 +193,12 @@ def create_app(
             body = {"error": f"no route {method} {conn.url.path} (see /docs)", "field": "path", "got": conn.url.path}
         elif isinstance(exc, HTTPException) and status == 405:
             allowed = (exc.headers or {}).get("Allow", "")
-            body = {"error": f"method {method} not allowed on {conn.url.path}", "field": "method",
-                    "expected": allowed, "got": method}
+            body = {
+                "error": f"method {method} not allowed on {conn.url.path}",
+                "field": "method",
+                "expected": allowed,
+                "got": method,
+            }
         _log_error(f"{method} {conn.url.path}", status, body)
         headers = {"WWW-Authenticate": 'Api-Key realm="vla"'} if status == 401 else None
         if status == 405 and isinstance(exc, HTTPException) and exc.headers:
@@ -227,8 +248,13 @@ def create_app(
         elif ctype in ("application/json", "text/json"):
             raw, from_json = _loads_json(body), True
         else:
-            raise wire.WireError(415, f"unsupported content type {ctype!r}", field="content-type",
-                                 expected=f"application/json or {wire.MSGPACK}", got=ctype)
+            raise wire.WireError(
+                415,
+                f"unsupported content type {ctype!r}",
+                field="content-type",
+                expected=f"application/json or {wire.MSGPACK}",
+                got=ctype,
+            )
         res, warnings = await service.act(raw, via="http")
         accept = (request.headers.get("accept") or "").lower()
         as_msgpack = wire.MSGPACK in accept or (not from_json and "json" not in accept)
@@ -257,14 +283,16 @@ def create_app(
     return app
 
 
-_ACT_ERRORS = schema.error_responses({
-    400: "malformed JSON / msgpack",
-    401: AUTH_HINT,
-    413: "body over the size limit",
-    415: "unsupported content type",
-    422: "invalid observation or unknown embodiment (names the field)",
-    503: "server busy or shutting down",
-})
+_ACT_ERRORS = schema.error_responses(
+    {
+        400: "malformed JSON / msgpack",
+        401: AUTH_HINT,
+        413: "body over the size limit",
+        415: "unsupported content type",
+        422: "invalid observation or unknown embodiment (names the field)",
+        503: "server busy or shutting down",
+    }
+)
 
 
 def _reply(res: Result, warnings: list[str], as_msgpack: bool) -> dict[str, Any]:
@@ -275,8 +303,13 @@ def _reply(res: Result, warnings: list[str], as_msgpack: bool) -> dict[str, Any]
         "action_horizon": int(res.actions.shape[0]),
         "action_dim": int(res.actions.shape[1]) if res.actions.ndim > 1 else 1,
         "warnings": warnings,
-        "timing": {"queue_ms": res.queue_ms, "model_ms": res.model_ms, "server_ms": 0.0,
-                   "batch_size": res.batch_size, "window_size": res.window_size},
+        "timing": {
+            "queue_ms": res.queue_ms,
+            "model_ms": res.model_ms,
+            "server_ms": 0.0,
+            "batch_size": res.batch_size,
+            "window_size": res.window_size,
+        },
     }
 
 
@@ -286,8 +319,13 @@ async def _ws_reply(service: _Service, msg: dict, max_bytes: int) -> dict:
     try:
         data = msg.get("bytes")
         if data is None:
-            raise wire.WireError(400, "expected a binary msgpack frame, got a text frame", field="frame",
-                                 expected="binary msgpack", got="text")
+            raise wire.WireError(
+                400,
+                "expected a binary msgpack frame, got a text frame",
+                field="frame",
+                expected="binary msgpack",
+                got="text",
+            )
         res, warnings = await service.act(wire.unpackb(data, max_bytes=max_bytes), via="ws")
     except Exception as e:  # bad frame or model failure: report it on this socket, keep serving
         status, body = error_reply(e)
@@ -317,14 +355,24 @@ async def _read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise wire.WireError(400, f"bad Content-Length {declared!r}") from None
         if n > limit:
-            raise wire.WireError(413, f"body of {n} bytes exceeds the limit of {limit} bytes", field="body",
-                                 expected=f"<= {limit} bytes", got=f"{n} bytes")
+            raise wire.WireError(
+                413,
+                f"body of {n} bytes exceeds the limit of {limit} bytes",
+                field="body",
+                expected=f"<= {limit} bytes",
+                got=f"{n} bytes",
+            )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise wire.WireError(413, f"body exceeds the limit of {limit} bytes", field="body",
-                                 expected=f"<= {limit} bytes", got=f"> {limit} bytes")
+            raise wire.WireError(
+                413,
+                f"body exceeds the limit of {limit} bytes",
+                field="body",
+                expected=f"<= {limit} bytes",
+                got=f"> {limit} bytes",
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 

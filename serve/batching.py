@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -105,10 +106,8 @@ class DynamicBatcher:
         if self._queue is not None and self._task is not None:
             await self._queue.join()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     async def _collect(self) -> list[_Item]:
@@ -131,7 +130,7 @@ class DynamicBatcher:
                 break
             try:
                 items.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return items
 
@@ -159,7 +158,9 @@ class DynamicBatcher:
             return
         start = time.perf_counter()
         try:
-            chunks = await loop.run_in_executor(self._executor, self._predict, [it.observation for it in live], emb, [it.seed for it in live])
+            chunks = await loop.run_in_executor(
+                self._executor, self._predict, [it.observation for it in live], emb, [it.seed for it in live]
+            )
         except InvalidObservationError as e:
             if len(live) > 1:  # isolate the bad request so the others still get served
                 for it in live:
@@ -178,15 +179,17 @@ class DynamicBatcher:
         self.batch_hist[len(live)] = self.batch_hist.get(len(live), 0) + 1
         for it, chunk in zip(live, chunks):
             if not it.future.done():
-                it.future.set_result(Result(
-                    actions=np.asarray(chunk, np.float32),
-                    embodiment=emb,
-                    seed=it.seed,
-                    queue_ms=(start - it.enqueued) * 1000.0,
-                    model_ms=model_ms,
-                    batch_size=len(live),
-                    window_size=window,
-                ))
+                it.future.set_result(
+                    Result(
+                        actions=np.asarray(chunk, np.float32),
+                        embodiment=emb,
+                        seed=it.seed,
+                        queue_ms=(start - it.enqueued) * 1000.0,
+                        model_ms=model_ms,
+                        batch_size=len(live),
+                        window_size=window,
+                    )
+                )
 
     def _predict(self, observations: list[dict], embodiment: str, seeds: list[int]) -> list[np.ndarray]:
         chunks = self.policy.predict(observations, embodiment=embodiment, seed=seeds)

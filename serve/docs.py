@@ -33,8 +33,11 @@ def add_offline_docs(app: FastAPI, title: str) -> None:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         if assets is None:
-            return PlainTextResponse("Swagger UI assets not installed: pip install swagger-ui-bundle "
-                                     f"(the schema itself is at {app.openapi_url})", status_code=503)
+            return PlainTextResponse(
+                "Swagger UI assets not installed: pip install swagger-ui-bundle "
+                f"(the schema itself is at {app.openapi_url})",
+                status_code=503,
+            )
         return get_swagger_ui_html(
             openapi_url=app.openapi_url,
             title=f"{title} - docs",

@@ -19,7 +19,8 @@ IMAGE_JSON: dict[str, Any] = {
 }
 NDARRAY: dict[str, Any] = {
     "type": "object",
-    "description": "msgpack-numpy ndarray (openpi_client.msgpack_numpy layout): raw C-order bytes; keys may be bin or str",
+    "description": "msgpack-numpy ndarray (the openpi_client.msgpack_numpy layout): raw C-order bytes; "
+    "keys may be bin or str",
     "required": ["__ndarray__", "data", "dtype", "shape"],
     "properties": {
         "__ndarray__": {"type": "boolean", "enum": [True]},
@@ -28,7 +29,11 @@ NDARRAY: dict[str, Any] = {
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 8},
     },
 }
-STATE_JSON: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "description": "robot state float[S] in robot units"}
+STATE_JSON: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "number"},
+    "description": "robot state float[S] in robot units",
+}
 
 
 def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -> dict[str, Any]:
@@ -42,13 +47,20 @@ def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -
             "it is masked and named in the response's warnings. Other keys are refused (422)."
         ),
         "properties": {
-            "images": {"type": "object", "description": "camera name -> image (cameras: GET /v1/metadata)",
-                       "additionalProperties": image},
+            "images": {
+                "type": "object",
+                "description": "camera name -> image (cameras: GET /v1/metadata)",
+                "additionalProperties": image,
+            },
             "state": state,
             "prompt": {"type": "string", "description": "language instruction"},
             "embodiment": {"type": "string", "description": "embodiment name (default: the policy's default)"},
-            "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
-                     "description": "noise seed; the same seed gives the same actions, alone or batched"},
+            "seed": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2**32 - 1,
+                "description": "noise seed; the same seed gives the same actions, alone or batched",
+            },
             "observation/state": state,
             "observation/image": image,
             "observation/wrist_image": image,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from serve.app import DEFAULT_MAX_BODY, create_app
 from vla.types import Policy
@@ -41,7 +41,9 @@ def _uvicorn_config(policy: Policy, cfg: ServeConfig):
         host=cfg.host,
         port=cfg.port,
         log_level=cfg.log_level,
-        ws="websockets-sansio" if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS else "websockets",  # sansio: uvicorn>=0.35
+        ws="websockets-sansio"
+        if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS
+        else "websockets",  # sansio: uvicorn>=0.35
         ws_max_size=cfg.max_body_bytes,
         ws_ping_interval=None,  # robots may block between frames; openpi's client does not ping either
         timeout_graceful_shutdown=cfg.graceful_timeout_s,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +27,9 @@ def toy_embodiments() -> list[EmbodimentSpec]:
         gripper_dims=(6,),
         action_stats=NormStats.from_data(np.linspace(-2, 2, 70).reshape(10, 7), skip_dims=(6,)),
     )
-    other = EmbodimentSpec(name="toy_joint", cameras=("front",), state_dim=6, action_dim=6, action_space="joint_pos", requires_prompt=False)
+    other = EmbodimentSpec(
+        name="toy_joint", cameras=("front",), state_dim=6, action_dim=6, action_space="joint_pos", requires_prompt=False
+    )
     return [arm, other]
 
 
@@ -59,7 +61,10 @@ class ToyPolicy:
         out = []
         for i, (obs, s) in enumerate(zip(observations, seeds)):
             validate_observation(obs, spec, i)
-            feats = [float(np.asarray(obs["images"][c], np.float32).mean()) / 255.0 if c in obs["images"] else -1.0 for c in spec.cameras]
+            feats = [
+                float(np.asarray(obs["images"][c], np.float32).mean()) / 255.0 if c in obs["images"] else -1.0
+                for c in spec.cameras
+            ]
             state = np.asarray(obs.get("state", np.zeros(spec.state_dim)), np.float32)
             bias = (zlib.crc32(obs.get("prompt", "").encode()) % 1000) / 1000.0
             rng = np.random.default_rng(s)
@@ -72,7 +77,9 @@ class ToyPolicy:
         return out
 
 
-def toy_observation(spec: EmbodimentSpec, rng: np.random.Generator, size: int = 32, prompt: str = "pick up the cube") -> dict:
+def toy_observation(
+    spec: EmbodimentSpec, rng: np.random.Generator, size: int = 32, prompt: str = "pick up the cube"
+) -> dict:
     """A random valid observation for ``spec``."""
     return {
         "images": {c: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for c in spec.cameras},

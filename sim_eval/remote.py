@@ -3,12 +3,13 @@
 Observations go out with openpi's flat LIBERO-style keys (``observation/image``,
 ``observation/wrist_image``, ``observation/state``, ``prompt``; the mapping's one home is
 ``vla_client.wire.to_openpi``), which real openpi servers and ``vla serve`` both accept; the
-reply's ``actions`` [H, A] is the chunk. HTTP servers (``vla serve``) are reached through ``serve.client.RemotePolicy`` instead.
+reply's ``actions`` [H, A] is the chunk. HTTP servers (``vla serve``) are reached through
+``serve.client.RemotePolicy`` instead.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -29,9 +30,13 @@ class OpenPIPolicy:
         self.spec = spec
         self._client = WebsocketClientPolicy(host=u.hostname, port=u.port, api_key=api_key)
         server_meta = self._client.get_server_metadata() or {}
-        self._meta = PolicyMetadata(embodiments={spec.name: spec}, default_embodiment=spec.name,
-                                    action_horizon=int(server_meta.get("action_horizon", 0) or 0),
-                                    model=f"openpi:{url}", extra={"server": _plain(server_meta)})
+        self._meta = PolicyMetadata(
+            embodiments={spec.name: spec},
+            default_embodiment=spec.name,
+            action_horizon=int(server_meta.get("action_horizon", 0) or 0),
+            model=f"openpi:{url}",
+            extra={"server": _plain(server_meta)},
+        )
 
     @property
     def metadata(self) -> PolicyMetadata:
@@ -40,8 +45,9 @@ class OpenPIPolicy:
     def _payload(self, obs: Observation, seed) -> dict:
         return wire.to_openpi(obs, self.spec.cameras, seed=None if seed is None else int(seed))
 
-    def predict(self, observations: list[Observation], *, embodiment: str | None = None,
-                seed: int | Sequence[int] | None = None) -> list[ActionChunk]:
+    def predict(
+        self, observations: list[Observation], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None
+    ) -> list[ActionChunk]:
         seeds = [seed] * len(observations) if seed is None or isinstance(seed, (int, np.integer)) else list(seed)
         out = []
         for obs, s in zip(observations, seeds):

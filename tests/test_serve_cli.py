@@ -22,7 +22,9 @@ def _free_port() -> int:
 
 
 def _vla(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vla.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vla.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,21 @@ def test_vla_serve_checkpoint(checkpoint):
     from vla.policy import VLAPolicy
 
     port = _free_port()
-    proc = _vla("serve", "--checkpoint", str(checkpoint), "--port", str(port), "--api-key", "k", "--max-batch", "4", "--max-wait-ms", "2", "--log-level", "warning")
+    proc = _vla(
+        "serve",
+        "--checkpoint",
+        str(checkpoint),
+        "--port",
+        str(port),
+        "--api-key",
+        "k",
+        "--max-batch",
+        "4",
+        "--max-wait-ms",
+        "2",
+        "--log-level",
+        "warning",
+    )
     try:
         _wait_up(proc, port)
         obs = toy_observation(toy_embodiments()[0], np.random.default_rng(5), size=40)
@@ -80,7 +96,9 @@ def test_vla_serve_toy_stops_on_sigint_after_in_flight_work():
     try:
         _wait_up(proc, port)
         obs = toy_observation(toy_embodiments()[0], np.random.default_rng(5), size=40)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/act", content=wire.packb(obs), headers={"Content-Type": wire.MSGPACK})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/act", content=wire.packb(obs), headers={"Content-Type": wire.MSGPACK}
+        )
         assert r.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)

@@ -80,9 +80,12 @@ def test_connection_refused_is_retried_then_raises(obs):
 
 
 def test_timeout_raises(obs):
-    with running_server(ToyPolicy(call_ms=1500), max_wait_ms=0.0) as srv:
-        with RemotePolicy(srv.url, timeout_s=0.3, retries=0) as remote, pytest.raises(RemotePolicyError, match="Timeout"):
-            remote.act(obs)
+    with (
+        running_server(ToyPolicy(call_ms=1500), max_wait_ms=0.0) as srv,
+        RemotePolicy(srv.url, timeout_s=0.3, retries=0) as remote,
+        pytest.raises(RemotePolicyError, match="Timeout"),
+    ):
+        remote.act(obs)
 
 
 def test_retry_on_503_then_success(obs):
@@ -109,9 +112,11 @@ def test_retry_on_503_then_success(obs):
             assert remote.act(obs).actions.shape == (10, 7)
         assert len(hits) == 3
         hits.clear()
-        with RemotePolicy(f"http://127.0.0.1:{httpd.server_address[1]}", retries=1, backoff_s=0.01) as remote:
-            with pytest.raises(RemotePolicyError, match="503"):
-                remote.act(obs)
+        with (
+            RemotePolicy(f"http://127.0.0.1:{httpd.server_address[1]}", retries=1, backoff_s=0.01) as remote,
+            pytest.raises(RemotePolicyError, match="503"),
+        ):
+            remote.act(obs)
     finally:
         httpd.shutdown()
 

@@ -64,7 +64,12 @@ def test_openpi_client_websocket_matches_local_predict(server, policy, obs):
     }
     np.testing.assert_allclose(client.infer(flat)["actions"], local, atol=ATOL)
     # CHW images (openpi ALOHA convention) are transposed
-    chw = {"images": {c: np.ascontiguousarray(v.transpose(2, 0, 1)) for c, v in obs["images"].items()}, "state": obs["state"], "prompt": obs["prompt"], "seed": 11}
+    chw = {
+        "images": {c: np.ascontiguousarray(v.transpose(2, 0, 1)) for c, v in obs["images"].items()},
+        "state": obs["state"],
+        "prompt": obs["prompt"],
+        "seed": 11,
+    }
     np.testing.assert_allclose(client.infer(chw)["actions"], local, atol=ATOL)
     client._ws.close()
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import websockets.sync.client
 
-from serve import schema, wire
+from serve import wire
 from serve.client import RemotePolicy
 from serve.server import running_server
 from serve.toy_policy import ToyPolicy, toy_embodiments, toy_observation
@@ -54,8 +54,15 @@ def test_example_runs_against_a_real_checkpoint(tmp_path, capsys):
     from vla.types import EmbodimentSpec
 
     torch.set_num_threads(1)
-    spec = EmbodimentSpec(name="panda_lift", cameras=("agentview", "robot0_eye_in_hand"), state_dim=9, action_dim=7,
-                          gripper_dims=(6,), image_size=(48, 40), execute_horizon=4)
+    spec = EmbodimentSpec(
+        name="panda_lift",
+        cameras=("agentview", "robot0_eye_in_hand"),
+        state_dim=9,
+        action_dim=7,
+        gripper_dims=(6,),
+        image_size=(48, 40),
+        execute_horizon=4,
+    )
     VLAPolicy.create(tiny_config(), embodiments=[spec], seed=0).save_pretrained(tmp_path / "policy")
     policy = VLAPolicy.from_pretrained(tmp_path / "policy")
     with running_server(policy, max_wait_ms=0.0) as srv:
@@ -110,7 +117,9 @@ def test_openapi_request_schema_accepts_what_the_server_accepts(toy_server, obs)
         packed = wire.packb(body)
         r = httpx.post(toy_server.url + "/v1/act", content=packed, headers={"Content-Type": wire.MSGPACK})
         assert r.status_code == 200, r.text  # the server takes it ...
-        jsonschema_rs.validate(as_msgpack, _as_json_types(msgpack.unpackb(packed, raw=False)))  # ... and the schema says so
+        jsonschema_rs.validate(
+            as_msgpack, _as_json_types(msgpack.unpackb(packed, raw=False))
+        )  # ... and the schema says so
         as_lists = json.loads(json.dumps(body, default=lambda a: a.tolist()))
         jsonschema_rs.validate(as_json, as_lists)
         assert httpx.post(toy_server.url + "/v1/act", json=as_lists).status_code == 200

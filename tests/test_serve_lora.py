@@ -46,8 +46,10 @@ def checkpoints(tmp_path_factory):
 def test_base_and_adapter_requests_share_a_window_and_match_local_predict(checkpoints):
     base_dir, lora_dir = checkpoints
     arm, joint = toy_embodiments()
-    obs = {"toy_arm": toy_observation(arm, np.random.default_rng(0), size=40),
-           "toy_joint": toy_observation(joint, np.random.default_rng(1), size=40, prompt="")}
+    obs = {
+        "toy_arm": toy_observation(arm, np.random.default_rng(0), size=40),
+        "toy_joint": toy_observation(joint, np.random.default_rng(1), size=40, prompt=""),
+    }
     seeds = {"toy_arm": 3, "toy_joint": 4}
     served = VLAPolicy.from_pretrained(lora_dir)
     with running_server(served, max_batch=8, max_wait_ms=500.0, adaptive_batching=False) as srv:

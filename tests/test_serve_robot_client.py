@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -50,9 +51,10 @@ def _pip(python: Path, *args: str) -> None:
 
 
 def test_client_installs_without_torch_and_serves_a_real_request(tmp_path):
-    wheels = tmp_path / "wheels"
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                          str(ROOT / "serve" / "robot_client")], capture_output=True, text=True, timeout=300)
+    wheels, src = tmp_path / "wheels", tmp_path / "robot_client"  # build from a copy: no build/ in the source tree
+    shutil.copytree(ROOT / "serve" / "robot_client", src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    wheel_cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)]
+    res = subprocess.run(wheel_cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     (wheel,) = wheels.glob("vla_client-*.whl")
     venv.EnvBuilder(with_pip=False).create(tmp_path / "robot")
@@ -64,8 +66,14 @@ def test_client_installs_without_torch_and_serves_a_real_request(tmp_path):
     (tmp_path / "robot.py").write_text(ROBOT_SCRIPT)
     with running_server(ToyPolicy(), max_wait_ms=0.0) as srv:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # the robot sees no repo
-        out = subprocess.run([str(python), str(tmp_path / "robot.py"), srv.url, str(tmp_path / "obs.npz")],
-                             capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        out = subprocess.run(
+            [str(python), str(tmp_path / "robot.py"), srv.url, str(tmp_path / "obs.npz")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["heavy"] == [] and got["findable"] == []  # nothing of the server side is there at all

@@ -41,7 +41,12 @@ def _alive(srv) -> None:
 
 def test_auth(server, obs):
     body = wire.observation_to_msgpack(obs)
-    for headers in ({}, {"Authorization": "Api-Key wrong"}, {"Authorization": KEY}, {"Authorization": "Basic czNjcmV0"}):
+    for headers in (
+        {},
+        {"Authorization": "Api-Key wrong"},
+        {"Authorization": KEY},
+        {"Authorization": "Basic czNjcmV0"},
+    ):
         r = httpx.post(server.url + "/v1/act", content=body, headers={**headers, "Content-Type": wire.MSGPACK})
         assert r.status_code == 401, headers
         assert "Api-Key" in r.headers["www-authenticate"]
@@ -72,10 +77,14 @@ def test_malformed_bodies_get_400(server):
     r = httpx.post(server.url + "/v1/act", content=b"x", headers={**AUTH, "Content-Type": "text/plain"})
     assert r.status_code == 415
     # an ndarray whose byte count does not match its shape
-    bad = msgpack.packb({"images": {"agentview": {b"__ndarray__": True, b"data": b"\0" * 10, b"dtype": "|u1", b"shape": [32, 32, 3]}}})
+    bad = msgpack.packb(
+        {"images": {"agentview": {b"__ndarray__": True, b"data": b"\0" * 10, b"dtype": "|u1", b"shape": [32, 32, 3]}}}
+    )
     r = httpx.post(server.url + "/v1/act", content=bad, headers=MP)
     assert r.status_code == 400 and r.json()["field"] == "data"
-    bad = msgpack.packb({"images": {"agentview": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "|O", b"shape": [1]}}})
+    bad = msgpack.packb(
+        {"images": {"agentview": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "|O", b"shape": [1]}}}
+    )
     assert httpx.post(server.url + "/v1/act", content=bad, headers=MP).status_code == 400
     _alive(server)
 
@@ -116,7 +125,11 @@ def test_oversized_payload_413(server):
 @pytest.mark.parametrize(
     "change, field, status",
     [
-        (lambda o: o["images"].__setitem__("agentview", o["images"]["agentview"].astype(np.float32)), "images.agentview", 422),
+        (
+            lambda o: o["images"].__setitem__("agentview", o["images"]["agentview"].astype(np.float32)),
+            "images.agentview",
+            422,
+        ),
         (lambda o: o["images"].__setitem__("agentview", np.zeros((32, 32), np.uint8)), "images.agentview", 422),
         (lambda o: o["images"].__setitem__("thermal", np.zeros((32, 32, 3), np.uint8)), "images", 422),
         (lambda o: o.__setitem__("state", np.zeros(5, np.float32)), "state", 422),
@@ -124,7 +137,11 @@ def test_oversized_payload_413(server):
         (lambda o: o.__setitem__("state", np.full(8, np.nan, np.float32)), "state", 422),
         (lambda o: o.__setitem__("prompt", 7), "prompt", 422),
         (lambda o: o.__setitem__("prompt", ""), "prompt", 422),
-        (lambda o: o.__setitem__("observation/gripper_cam", np.zeros((32, 32, 3), np.uint8)), "observation/gripper_cam", 422),
+        (
+            lambda o: o.__setitem__("observation/gripper_cam", np.zeros((32, 32, 3), np.uint8)),
+            "observation/gripper_cam",
+            422,
+        ),
         (lambda o: o.__setitem__("seed", -1), "seed", 422),
         (lambda o: o.__setitem__("embodiment", "ufo"), "embodiment", 422),
     ],
@@ -155,7 +172,12 @@ def test_websocket_bad_frames_get_error_frames_and_socket_keeps_serving(server, 
     with websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/", additional_headers=AUTH, max_size=None) as ws:
         meta = msgpack_numpy.unpackb(ws.recv())
         assert "toy_arm" in meta["embodiments"]
-        for frame in ("hello", b"\xc1\xc1", msgpack_numpy.packb({**obs, "state": np.zeros(3, np.float32)}), msgpack_numpy.packb([1, 2])):
+        for frame in (
+            "hello",
+            b"\xc1\xc1",
+            msgpack_numpy.packb({**obs, "state": np.zeros(3, np.float32)}),
+            msgpack_numpy.packb([1, 2]),
+        ):
             ws.send(frame)
             reply = ws.recv(timeout=10)
             assert isinstance(reply, str), frame
@@ -182,8 +204,14 @@ def test_graceful_shutdown_finishes_in_flight_requests(obs):
     policy = ToyPolicy(call_ms=600)
     results = {}
     with running_server(policy, max_wait_ms=0.0) as srv:
+
         def call():
-            results["r"] = httpx.post(srv.url + "/v1/act", content=wire.packb({**obs, "seed": 1}), headers={"Content-Type": wire.MSGPACK}, timeout=10)
+            results["r"] = httpx.post(
+                srv.url + "/v1/act",
+                content=wire.packb({**obs, "seed": 1}),
+                headers={"Content-Type": wire.MSGPACK},
+                timeout=10,
+            )
 
         t = threading.Thread(target=call)
         t.start()

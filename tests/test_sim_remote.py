@@ -29,8 +29,7 @@ def test_eval_remote_policy(server, scheme, tmp_path):
     from sim_eval.evaluate import evaluate
 
     url = f"{scheme}://{server.host}:{server.port}"
-    rep = evaluate(url, ["Lift"], [], episodes=1, workers=1, out_dir=None, image_size=48, max_steps=16,
-                   progress=False)
+    rep = evaluate(url, ["Lift"], [], episodes=1, workers=1, out_dir=None, image_size=48, max_steps=16, progress=False)
     assert not rep["errors"], rep["errors"]
     ep = rep["episodes"][0]
     assert ep["steps"] == 16 and ep["queries"] == 2 and ep["renders"] == 4  # chunk of 8 executed, then re-query

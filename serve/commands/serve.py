@@ -13,11 +13,17 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="checkpoint directory (VLAPolicy.from_pretrained)")
-    src.add_argument("--toy", action="store_true", help="serve the deterministic numpy stand-in policy (client testing)")
-    parser.add_argument("--toy-call-ms", type=float, default=0.0, help="with --toy: fixed cost per predict call (accelerator-like)")
+    src.add_argument(
+        "--toy", action="store_true", help="serve the deterministic numpy stand-in policy (client testing)"
+    )
+    parser.add_argument(
+        "--toy-call-ms", type=float, default=0.0, help="with --toy: fixed cost per predict call (accelerator-like)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--api-key", default=os.environ.get("VLA_API_KEY"), help="require this key (default: $VLA_API_KEY; none = open)")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("VLA_API_KEY"), help="require this key (default: $VLA_API_KEY; none = open)"
+    )
     parser.add_argument("--max-batch", type=int, default=8, help="most requests stacked into one forward pass")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="longest wait for a batch to fill")
     parser.add_argument(
@@ -25,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="always wait up to --max-wait-ms (default: stop waiting once the batch is as large as recent ones)",
     )
-    parser.add_argument("--max-body-mb", type=float, default=16.0, help="request body / WebSocket frame limit (413 above)")
+    parser.add_argument(
+        "--max-body-mb", type=float, default=16.0, help="request body / WebSocket frame limit (413 above)"
+    )
     parser.add_argument("--device", default=None, help="torch device for the checkpoint (default: the policy's choice)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -77,8 +85,9 @@ def main(args: argparse.Namespace) -> int:
     policy = _load(args)
     meta = policy.metadata
     print(
-        f"vla serve: {meta.model or type(policy).__name__} embodiments={sorted(meta.embodiments)} horizon={meta.action_horizon} "
-        f"on http://{args.host}:{args.port} (ws://{args.host}:{args.port}/) auth={'api-key' if args.api_key else 'none'} "
+        f"vla serve: {meta.model or type(policy).__name__} embodiments={sorted(meta.embodiments)} "
+        f"horizon={meta.action_horizon} on http://{args.host}:{args.port} (ws://{args.host}:{args.port}/) "
+        f"auth={'api-key' if args.api_key else 'none'} "
         f"max_batch={args.max_batch} max_wait_ms={args.max_wait_ms}",
         flush=True,
     )

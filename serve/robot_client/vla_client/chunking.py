@@ -19,7 +19,8 @@ Used by robot controllers (``examples/robot_client_loop.py``) and by sim-eval ro
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,9 @@ def check_chunk(chunk: Any, action_dim: int | None = None) -> np.ndarray:
 class _Broker:
     """What both brokers share: the policy, routing, seeds, counters."""
 
-    def __init__(self, policy: Any, execute_horizon: int | None, embodiment: str | None, seed: Seed, action_dim: int | None):
+    def __init__(
+        self, policy: Any, execute_horizon: int | None, embodiment: str | None, seed: Seed, action_dim: int | None
+    ):
         self.policy = policy
         self.embodiment = embodiment
         self.seed = seed
@@ -124,7 +127,9 @@ class BlendingChunkBroker(_Broker):
     ):
         super().__init__(policy, execute_horizon, embodiment, seed, action_dim)
         if not 0 <= prefetch_steps < self.execute_horizon:
-            raise ValueError(f"prefetch_steps must be in [0, execute_horizon={self.execute_horizon}), got {prefetch_steps}")
+            raise ValueError(
+                f"prefetch_steps must be in [0, execute_horizon={self.execute_horizon}), got {prefetch_steps}"
+            )
         self.prefetch_steps = prefetch_steps
         self.blend_steps = blend_steps
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-prefetch")

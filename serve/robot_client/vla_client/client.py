@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -76,7 +77,10 @@ class RemotePolicy:
         headers = {"Authorization": f"Api-Key {api_key}"} if api_key else {}
         limits = httpx.Limits(max_connections=max_parallel, max_keepalive_connections=max_parallel)
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), limits=limits
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=limits,
         )
         self._httpx = httpx
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="remote-policy")
@@ -154,7 +158,9 @@ class RemotePolicy:
             except self._httpx.HTTPError as e:  # not worth retrying (bad URL, local protocol error)
                 raise RemotePolicyError(f"{method} {self.url}{path}: {type(e).__name__}: {e}") from e
             if resp.status_code in _RETRY_STATUS:
-                err = RemotePolicyError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
+                err = RemotePolicyError(
+                    f"{method} {path}: HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
+                )
                 continue
             if resp.status_code == 422:
                 body = _json_or_text(resp)
@@ -168,13 +174,15 @@ class RemotePolicy:
                 body = _json_or_text(resp)
                 raise RemotePolicyError(f"{method} {path}: HTTP {resp.status_code}: {body}", resp.status_code, body)
             return resp
-        raise RemotePolicyError(f"{method} {self.url}{path}: failed after {self.retries + 1} attempts: {type(err).__name__}: {err}") from err
+        raise RemotePolicyError(
+            f"{method} {self.url}{path}: failed after {self.retries + 1} attempts: {type(err).__name__}: {err}"
+        ) from err
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self._http.close()
 
-    def __enter__(self) -> "RemotePolicy":
+    def __enter__(self) -> RemotePolicy:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -199,6 +207,6 @@ def check_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         hint = f" (did you mean 'http://{url}'?)" if "://" not in url else ""
         if parts.scheme in ("ws", "wss"):
-            hint = " (ws:// is the openpi WebSocket protocol: use sim_eval.remote.OpenPIPolicy, or http:// for this client)"
+            hint = " (ws:// is the openpi WebSocket protocol: use sim_eval.remote.OpenPIPolicy; this client is http://)"
         raise ValueError(f"RemotePolicy url {url!r}: expected http://host:port{hint}")
     return url.rstrip("/")

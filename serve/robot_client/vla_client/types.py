@@ -42,7 +42,7 @@ except ImportError:  # the robot-side distribution alone
         extra: dict[str, Any] = field(default_factory=dict)  # everything else (norm stats, ...)
 
         @classmethod
-        def from_dict(cls, d: dict[str, Any]) -> "EmbodimentSpec":
+        def from_dict(cls, d: dict[str, Any]) -> EmbodimentSpec:
             known = {f.name for f in fields(cls)} - {"extra"}
             kw = {k: v for k, v in d.items() if k in known}
             kw["cameras"] = tuple(kw.get("cameras", ()))

@@ -82,25 +82,38 @@ def _decode_array(obj: dict) -> Any:
     if "__ndarray__" in keys:
         data, dtype, shape = _get(obj, "data"), _get(obj, "dtype"), _get(obj, "shape")
         if not isinstance(data, (bytes, bytearray)):
-            raise WireError(400, "ndarray 'data' must be raw bytes", field="data", expected="bytes", got=type(data).__name__)
+            raise WireError(
+                400, "ndarray 'data' must be raw bytes", field="data", expected="bytes", got=type(data).__name__
+            )
         if isinstance(dtype, bytes):
             dtype = dtype.decode("ascii", "replace")
         try:
             dt = np.dtype(dtype)
         except (TypeError, ValueError):
-            raise WireError(400, f"unknown ndarray dtype {dtype!r}", field="dtype", expected="a numpy dtype string", got=repr(dtype)) from None
+            raise WireError(
+                400, f"unknown ndarray dtype {dtype!r}", field="dtype", expected="a numpy dtype string", got=repr(dtype)
+            ) from None
         if dt.kind in _REFUSED_KINDS or dt.hasobject:
-            raise WireError(400, f"refused ndarray dtype {dt}", field="dtype", expected="numeric/bool dtype", got=str(dt))
+            raise WireError(
+                400, f"refused ndarray dtype {dt}", field="dtype", expected="numeric/bool dtype", got=str(dt)
+            )
         if (
             not isinstance(shape, (list, tuple))
             or len(shape) > _MAX_DIMS
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
         ):
-            raise WireError(400, f"bad ndarray shape {shape!r}", field="shape", expected="list of non-negative ints", got=repr(shape))
+            raise WireError(
+                400,
+                f"bad ndarray shape {shape!r}",
+                field="shape",
+                expected="list of non-negative ints",
+                got=repr(shape),
+            )
         if math.prod(shape) * dt.itemsize != len(data):
             raise WireError(
                 400,
-                f"ndarray of shape {list(shape)} dtype {dt} needs {math.prod(shape) * dt.itemsize} bytes, got {len(data)}",
+                f"ndarray of shape {list(shape)} dtype {dt} needs {math.prod(shape) * dt.itemsize} bytes, "
+                f"got {len(data)}",
                 field="data",
                 expected=f"{math.prod(shape) * dt.itemsize} bytes",
                 got=f"{len(data)} bytes",
@@ -134,7 +147,13 @@ def unpackb(data: bytes, *, max_bytes: int | None = None) -> Any:
         obj = msgpack.unpackb(data, object_hook=_decode_array, raw=False, strict_map_key=False)
     except WireError:
         raise
-    except (ValueError, TypeError, msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, RecursionError) as e:
+    except (
+        ValueError,
+        TypeError,
+        msgpack.exceptions.ExtraData,
+        msgpack.exceptions.UnpackException,
+        RecursionError,
+    ) as e:
         raise WireError(400, f"malformed msgpack: {type(e).__name__}: {e}") from None
     except Exception as e:  # msgpack raises a few odd types (e.g. StackError); never a 500 for bad bytes
         raise WireError(400, f"malformed msgpack: {type(e).__name__}: {e}") from None
@@ -184,14 +203,30 @@ def _as_image(value: Any, field: str) -> np.ndarray:
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError):
-            raise WireError(422, f"{field}: ragged nested list", field=field, expected="uint8[H,W,3] nested list", got="ragged list") from None
+            raise WireError(
+                422, f"{field}: ragged nested list", field=field, expected="uint8[H,W,3] nested list", got="ragged list"
+            ) from None
         if arr.dtype.kind not in "iu" or arr.size == 0:
-            raise WireError(422, f"{field}: expected integers 0..255", field=field, expected="integers 0..255", got=f"{arr.dtype} values")
+            raise WireError(
+                422,
+                f"{field}: expected integers 0..255",
+                field=field,
+                expected="integers 0..255",
+                got=f"{arr.dtype} values",
+            )
         if arr.min() < 0 or arr.max() > 255:
-            raise WireError(422, f"{field}: values outside 0..255", field=field, expected="integers 0..255", got=f"range [{arr.min()}, {arr.max()}]")
+            raise WireError(
+                422,
+                f"{field}: values outside 0..255",
+                field=field,
+                expected="integers 0..255",
+                got=f"range [{arr.min()}, {arr.max()}]",
+            )
         arr = arr.astype(np.uint8)
     else:
-        raise WireError(422, f"{field}: expected an image array", field=field, expected="uint8[H,W,3]", got=type(value).__name__)
+        raise WireError(
+            422, f"{field}: expected an image array", field=field, expected="uint8[H,W,3]", got=type(value).__name__
+        )
     if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[-1] != 3:
         arr = np.ascontiguousarray(arr.transpose(1, 2, 0))  # CHW -> HWC
     return arr
@@ -202,11 +237,19 @@ def _as_state(value: Any) -> np.ndarray:
         return value
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise WireError(422, "state: expected a flat list of numbers", field="state", expected="float[S]", got="non-numeric or nested list")
+            raise WireError(
+                422,
+                "state: expected a flat list of numbers",
+                field="state",
+                expected="float[S]",
+                got="non-numeric or nested list",
+            )
         try:
             return np.asarray(value, dtype=np.float32)
         except (OverflowError, ValueError):
-            raise WireError(422, "state: number out of float32 range", field="state", expected="float32 values", got="overflow") from None
+            raise WireError(
+                422, "state: number out of float32 range", field="state", expected="float32 values", got="overflow"
+            ) from None
     raise WireError(422, "state: expected an array", field="state", expected="float32[S]", got=type(value).__name__)
 
 
@@ -226,7 +269,13 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRe
             continue
         elif key == "images":
             if not isinstance(value, dict):
-                raise WireError(422, "images: expected a map camera -> image", field="images", expected="map camera -> uint8[H,W,3]", got=type(value).__name__)
+                raise WireError(
+                    422,
+                    "images: expected a map camera -> image",
+                    field="images",
+                    expected="map camera -> uint8[H,W,3]",
+                    got=type(value).__name__,
+                )
             for cam, img in value.items():
                 images[str(cam)] = img
         elif key in ("state", "observation/state"):
@@ -234,8 +283,8 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRe
         elif key == "prompt":
             prompt = value
         elif key.startswith("observation/"):
-            name = key[len("observation/"):]
-            name = name[len("images/"):] if name.startswith("images/") else name
+            name = key[len("observation/") :]
+            name = name[len("images/") :] if name.startswith("images/") else name
             cam = name if name in cams else dict(zip(("image", "wrist_image"), openpi_cameras(cams))).get(name)
             if cam:
                 images[cam] = value
@@ -259,12 +308,16 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRe
     obs["prompt"] = prompt or ""
     emb = raw.get("embodiment")
     if emb is not None and not isinstance(emb, str):
-        raise WireError(422, "embodiment: expected a string", field="embodiment", expected="str", got=type(emb).__name__)
+        raise WireError(
+            422, "embodiment: expected a string", field="embodiment", expected="str", got=type(emb).__name__
+        )
     seed = raw.get("seed")
     if isinstance(seed, np.integer):
         seed = int(seed)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32):
-        raise WireError(422, "seed: expected an int in [0, 2**32)", field="seed", expected="int in [0, 2**32)", got=repr(seed)[:40])
+        raise WireError(
+            422, "seed: expected an int in [0, 2**32)", field="seed", expected="int in [0, 2**32)", got=repr(seed)[:40]
+        )
     return ParsedRequest(observation=obs, embodiment=emb, seed=seed)
 
 

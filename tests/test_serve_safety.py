@@ -224,3 +224,33 @@ def test_graceful_shutdown_finishes_in_flight_requests(obs):
     np.testing.assert_allclose(wire.unpackb(results["r"].content)["actions"], ToyPolicy().predict([obs], seed=1)[0])
     with pytest.raises(httpx.ConnectError):
         httpx.get(srv.url + "/healthz", timeout=2)
+
+
+def test_http_and_websocket_answer_bad_input_with_the_same_error(server, obs):
+    """One error table: the same bad observation gets the same status and body over HTTP and WebSocket."""
+    for bad in ({**obs, "state": np.zeros(3, np.float32)}, {**obs, "embodiment": "ufo"}, [1, 2]):
+        r = httpx.post(server.url + "/v1/act", content=wire.packb(bad), headers=MP)
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/", additional_headers=AUTH) as ws:
+            ws.recv()
+            ws.send(wire.packb(bad))
+            frame = json.loads(ws.recv(timeout=10))
+        assert r.status_code == frame.pop("status") == 422 and r.json() == frame, (r.json(), frame)
+
+
+def test_error_table_statuses():
+    from fastapi import HTTPException
+
+    from serve.app import Unauthorized, error_reply
+    from serve.batching import ServerBusy
+    from vla.types import InvalidObservationError
+
+    assert error_reply(ServerBusy("queue full")) == (503, {"error": "queue full"})
+    assert error_reply(Unauthorized("no key"))[0] == 401
+    assert error_reply(wire.WireError(413, "too big", field="body", expected="<= 1", got="2")) == (
+        413,
+        {"error": "too big", "field": "body", "expected": "<= 1", "got": "2"},
+    )
+    status, body = error_reply(InvalidObservationError("state", "shape [8]", "shape [3]"))
+    assert status == 422 and body["field"] == "state" and body["got"] == "shape [3]"
+    assert error_reply(HTTPException(404, "Not Found"))[0] == 404
+    assert error_reply(KeyError("boom"))[0] == 500

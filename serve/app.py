@@ -105,6 +105,37 @@ def require_api_key(api_key: str | None):
     return check
 
 
+async def on_error(conn: HTTPConnection, exc: Exception) -> Response | None:
+    """The one exception handler (HTTP and WebSocket handshake): status and body from ``error_reply``."""
+    status, body = error_reply(exc)
+    method = conn.scope.get("method", "WS")
+    if isinstance(exc, HTTPException) and status in (404, 405):
+        body = _routing_error(exc, method, conn.url.path)
+    _log_error(f"{method} {conn.url.path}", status, body)
+    headers = {"WWW-Authenticate": 'Api-Key realm="vla"'} if status == 401 else None
+    if status == 405 and isinstance(exc, HTTPException) and exc.headers:
+        headers = dict(exc.headers)
+    response = JSONResponse(body, status_code=status, headers=headers)
+    if isinstance(conn, WebSocket) and "websocket.http.response" not in conn.scope.get("extensions", {}):
+        await conn.close(code=1008, reason=body["error"][:120])  # no denial responses on this server
+        return None
+    return response  # for a WebSocket: the handshake is denied with this status and body
+
+
+def _routing_error(exc: HTTPException, method: str, path: str) -> dict[str, Any]:
+    if exc.status_code == 404:
+        return {"error": f"no route {method} {path} (see /docs)", "field": "path", "got": path}
+    allowed = (exc.headers or {}).get("Allow", "")
+    return {"error": f"method {method} not allowed on {path}", "field": "method", "expected": allowed, "got": method}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for kind, _ in STATUS_OF:
+        app.add_exception_handler(kind, on_error)
+    app.add_exception_handler(RequestValidationError, on_error)
+    app.add_exception_handler(Exception, on_error)
+
+
 class _Service:
     """The request path shared by HTTP and WebSocket: map -> route -> validate -> batch."""
 
@@ -186,33 +217,7 @@ def create_app(
     add_offline_docs(app, title)
     guarded = [Depends(require_api_key(api_key))]
 
-    async def on_error(conn: HTTPConnection, exc: Exception) -> Response | None:
-        status, body = error_reply(exc)
-        method = conn.scope.get("method", "WS")
-        if isinstance(exc, HTTPException) and status == 404:
-            body = {"error": f"no route {method} {conn.url.path} (see /docs)", "field": "path", "got": conn.url.path}
-        elif isinstance(exc, HTTPException) and status == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            body = {
-                "error": f"method {method} not allowed on {conn.url.path}",
-                "field": "method",
-                "expected": allowed,
-                "got": method,
-            }
-        _log_error(f"{method} {conn.url.path}", status, body)
-        headers = {"WWW-Authenticate": 'Api-Key realm="vla"'} if status == 401 else None
-        if status == 405 and isinstance(exc, HTTPException) and exc.headers:
-            headers = dict(exc.headers)
-        response = JSONResponse(body, status_code=status, headers=headers)
-        if isinstance(conn, WebSocket) and "websocket.http.response" not in conn.scope.get("extensions", {}):
-            await conn.close(code=1008, reason=body["error"][:120])  # no denial responses on this server
-            return None
-        return response  # for a WebSocket: the handshake is denied with this status and body
-
-    for kind, _ in STATUS_OF:
-        app.add_exception_handler(kind, on_error)
-    app.add_exception_handler(RequestValidationError, on_error)
-    app.add_exception_handler(Exception, on_error)
+    install_error_handlers(app)
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, Any]:
@@ -238,47 +243,13 @@ def create_app(
         responses={200: {"content": {wire.MSGPACK: {"schema": schema.REPLY_MSGPACK}}}, **_ACT_ERRORS},
         openapi_extra=schema.act_openapi(sorted({c for e in service.meta.embodiments.values() for c in e.cameras})),
     )
-    async def act(request: Request):
+    async def act(request: Request) -> Response:
         """Predict one action chunk (robot units) for one observation."""
-        body = await _read_body(request, max_body_bytes)
-        t0 = time.perf_counter()
-        ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
-        if ctype in (wire.MSGPACK, "application/x-msgpack"):
-            raw, from_json = wire.unpackb(body), False
-        elif ctype in ("application/json", "text/json"):
-            raw, from_json = _loads_json(body), True
-        else:
-            raise wire.WireError(
-                415,
-                f"unsupported content type {ctype!r}",
-                field="content-type",
-                expected=f"application/json or {wire.MSGPACK}",
-                got=ctype,
-            )
-        res, warnings = await service.act(raw, via="http")
-        accept = (request.headers.get("accept") or "").lower()
-        as_msgpack = wire.MSGPACK in accept or (not from_json and "json" not in accept)
-        out = _reply(res, warnings, as_msgpack)
-        out["timing"]["server_ms"] = (time.perf_counter() - t0) * 1000.0
-        if as_msgpack:
-            return Response(wire.packb(out), media_type=wire.MSGPACK)
-        return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+        return await _http_act(service, request, max_body_bytes)
 
     @app.websocket("/", dependencies=guarded)
-    async def openpi_ws(websocket: WebSocket):
-        await websocket.accept()
-        try:
-            await websocket.send_bytes(wire.packb(service.meta_dict))
-            while True:
-                msg = await websocket.receive()
-                if msg["type"] == "websocket.disconnect":
-                    return
-                await websocket.send(await _ws_reply(service, msg, max_body_bytes))
-        except (WebSocketDisconnect, OSError):  # client went away (uvicorn's ClientDisconnected is an OSError)
-            return
-        except RuntimeError as e:  # sending on a socket the client already closed
-            if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
-                log.warning("websocket ended: %s", e)
+    async def openpi_ws(websocket: WebSocket) -> None:
+        await _serve_ws(service, websocket, max_body_bytes)
 
     return app
 
@@ -293,6 +264,50 @@ _ACT_ERRORS = schema.error_responses(
         503: "server busy or shutting down",
     }
 )
+
+
+async def _http_act(service: _Service, request: Request, max_body_bytes: int) -> Response:
+    """POST /v1/act: decode by Content-Type, serve, answer in the format ``Accept`` asks for."""
+    body = await _read_body(request, max_body_bytes)
+    t0 = time.perf_counter()
+    ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    if ctype in (wire.MSGPACK, "application/x-msgpack"):
+        raw, from_json = wire.unpackb(body), False
+    elif ctype in ("application/json", "text/json"):
+        raw, from_json = _loads_json(body), True
+    else:
+        raise wire.WireError(
+            415,
+            f"unsupported content type {ctype!r}",
+            field="content-type",
+            expected=f"application/json or {wire.MSGPACK}",
+            got=ctype,
+        )
+    res, warnings = await service.act(raw, via="http")
+    accept = (request.headers.get("accept") or "").lower()
+    as_msgpack = wire.MSGPACK in accept or (not from_json and "json" not in accept)
+    out = _reply(res, warnings, as_msgpack)
+    out["timing"]["server_ms"] = (time.perf_counter() - t0) * 1000.0
+    if as_msgpack:
+        return Response(wire.packb(out), media_type=wire.MSGPACK)
+    return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+
+
+async def _serve_ws(service: _Service, websocket: WebSocket, max_body_bytes: int) -> None:
+    """The openpi protocol on one socket: metadata first, then one reply frame per observation frame."""
+    await websocket.accept()
+    try:
+        await websocket.send_bytes(wire.packb(service.meta_dict))
+        while True:
+            msg = await websocket.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            await websocket.send(await _ws_reply(service, msg, max_body_bytes))
+    except (WebSocketDisconnect, OSError):  # client went away (uvicorn's ClientDisconnected is an OSError)
+        return
+    except RuntimeError as e:  # sending on a socket the client already closed
+        if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
+            log.warning("websocket ended: %s", e)
 
 
 def _reply(res: Result, warnings: list[str], as_msgpack: bool) -> dict[str, Any]:

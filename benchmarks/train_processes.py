@@ -35,7 +35,7 @@ def main() -> None:
     from finetune.config import TrainConfig
     from finetune.launch import train_processes
     from finetune.recipes import PRESETS, demo_augment
-    from finetune.testing import toy_spec, write_toy_dataset
+    from tests.finetune_helpers import toy_spec, write_toy_dataset
     from vla.policy import VLAPolicy
 
     cfg = PRESETS[args.preset]()

@@ -28,8 +28,8 @@ def run_one(preset: str, mode: str, batch: int, steps: int, threads: int) -> dic
 
     from finetune.config import LoraSettings, TrainConfig
     from finetune.recipes import PRESETS
-    from finetune.testing import toy_spec
     from finetune.trainer import count_params, setup_trainable
+    from tests.finetune_helpers import toy_spec
     from vla.policy import VLAPolicy
 
     torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ in parallel (``benchmarks/train_processes.py`` prints the two side by side).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -33,9 +34,8 @@ def _rank_main(rank: int, world: int, port: int, make_policy: Callable[[], Any],
     torch.set_num_threads(threads)
     res = train(make_policy(), data, cfg, out_dir, log=print if rank == 0 else (lambda _m: None), **kwargs)
     if rank == 0:
-        summary = {"step": res.step, "losses": res.losses, "samples_per_second": res.samples_per_second,
-                   "seconds": res.seconds, "trainable_params": res.trainable_params, "total_params": res.total_params,
-                   "resumed_from": res.resumed_from}
+        summary = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)
+                   if f.name not in ("policy", "out_dir", "policy_dir")}
         (Path(out_dir) / "train_result.json").write_text(json.dumps(summary))
 
 
@@ -78,6 +78,4 @@ def train_processes(make_policy: Callable[[], Any], data, cfg, out_dir: str | os
     from vla.policy import VLAPolicy
 
     policy_dir = out / "policy"
-    return TrainResult(VLAPolicy.from_pretrained(policy_dir), out, policy_dir, summary["step"], summary["losses"],
-                       summary["samples_per_second"], summary["seconds"], summary["trainable_params"],
-                       summary["total_params"], summary["resumed_from"])
+    return TrainResult(policy=VLAPolicy.from_pretrained(policy_dir), out_dir=out, policy_dir=policy_dir, **summary)

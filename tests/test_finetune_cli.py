@@ -2,7 +2,7 @@
 
 import pytest
 
-from finetune.testing import toy_spec, write_toy_dataset
+from tests.finetune_helpers import toy_spec, write_toy_dataset
 from vla.cli import main as vla_main
 from vla.config import tiny_config
 from vla.policy import VLAPolicy

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.testing import write_toy_dataset
+from tests.finetune_helpers import write_toy_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_train_processes_two_ranks_match_one_and_agree_on_time_budget(tmp_path):
 
     from finetune.config import TrainConfig
     from finetune.launch import train_processes
-    from finetune.testing import toy_spec
+    from tests.finetune_helpers import toy_spec
     from vla.config import tiny_config
     from vla.policy import VLAPolicy
 

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from data_pipelines.pipeline import DatasetConfig, PipelineConfig
 from finetune.config import LoraSettings, TrainConfig
-from finetune.testing import toy_spec, write_toy_dataset
 from finetune.trainer import train
+from tests.finetune_helpers import toy_spec, write_toy_dataset
 from vla.config import tiny_config
 from vla.policy import VLAPolicy
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from vla_helpers import observation, panda_spec
 
 from finetune.recipes import demo_config
 from vla.backbones.embedded import ConvImageEncoder, SpatialSoftmax
 from vla.policy import VLAPolicy
-from vla_helpers import observation, panda_spec
 
 
 def test_patchify_stem_feature_sizes():

@@ -55,8 +55,8 @@ def main(args: argparse.Namespace) -> int:
 
     from data_pipelines.pipeline import DatasetConfig, PipelineConfig
     from finetune.config import TrainConfig
-    from finetune.recipes import demo_augment, demo_config
     from finetune.launch import train_processes
+    from finetune.recipes import demo_augment, demo_config
     from sim_eval.collect import collect
     from sim_eval.evaluate import evaluate, write_report
     from vla.policy import VLAPolicy

@@ -1,4 +1,4 @@
-"""Small synthetic datasets for tests and benchmarks (real RLDS files via the data pipeline's writer)."""
+"""Small synthetic datasets for the finetune tests and benchmarks (real RLDS files via the data pipeline's writer)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,29 @@ def write_toy_dataset(out_dir: str | os.PathLike, name: str = "toy_arm", episode
                               "language_instruction": "lift the cube" if e % 2 == 0 else "pick up the block"},
                     "metadata": {"episode_id": f"{name}_{e}"}})
     return write_rlds(eps, out_dir, name, spec, episodes_per_shard=2)
+
+
+RESUME_VARIANTS = ("worker", "lora", "2ranks")
+
+
+def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike):
+    """One EMA training run of the resume tests (the same for the uninterrupted, killed and resumed runs):
+    ``variant`` ``plain`` | ``worker`` (one data-loader worker) | ``lora`` | ``2ranks`` (spawned data-parallel ranks)."""
+    import functools
+
+    import torch
+
+    from data_pipelines.pipeline import DatasetConfig, PipelineConfig
+    from finetune.config import LoraSettings, TrainConfig
+    from finetune.launch import train_processes
+    from vla.config import tiny_config
+    from vla.policy import VLAPolicy
+
+    torch.set_num_threads(1)
+    data = PipelineConfig(datasets=(DatasetConfig(str(data_dir)),), horizon=8, image_size=(64, 64), seed=0)
+    cfg = TrainConfig(steps=12, batch_size=4, warmup_steps=2, lr=1e-3, ema_decay=0.9, save_every=4, keep_last=2,
+                      progress=False, tensorboard=False, seed=0, num_workers=1 if variant == "worker" else 0,
+                      lora=LoraSettings(rank=4, alpha=8) if variant == "lora" else None)
+    make = functools.partial(VLAPolicy.create, tiny_config(), [toy_spec()], seed=0)
+    kw = {"embodiment": "lora_arm"} if variant == "lora" else {}
+    return train_processes(make, data, cfg, out_dir, processes=2 if variant == "2ranks" else 1, **kw)

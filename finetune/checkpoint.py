@@ -1,5 +1,6 @@
-"""Training checkpoints: a policy checkpoint directory plus ``training_state/``, written atomically
-(temp dir + rename), keep-last-K, and lookup of the latest one for exact resume."""
+"""Training checkpoints: a policy checkpoint directory (the live weights) plus ``training_state/``
+(optimizer, scheduler, RNG, EMA, data position; ``meta.json``), written atomically (temp dir + rename),
+keep-last-K, and lookup of the latest one for exact resume."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vla.checkpoint import check_checkpoint_dir
+
 STEP_DIR = re.compile(r"^step_(\d{6,})$")
 
 
@@ -24,9 +27,17 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     if root.is_dir():
         for p in root.iterdir():
             m = STEP_DIR.match(p.name)
-            if m and (p / "training_state" / "state.pt").exists() and (p / "config.json").exists():
+            if m and (p / "training_state" / "state.pt").exists() and _is_checkpoint(p):
                 found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        check_checkpoint_dir(path, None)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:

@@ -39,6 +39,44 @@ def _rank_main(rank: int, world: int, port: int, make_policy: Callable[[], Any],
         (Path(out_dir) / "train_result.json").write_text(json.dumps(summary))
 
 
+def _unguarded_main_call() -> str | None:
+    """``file:line`` of the ``__main__`` script's top-level statement that is running now when it is not under
+    ``if __name__ == "__main__":`` (spawned ranks re-import the script, so such a call would run again in each
+    rank and kill it), else None (guarded, interactive, ``python -c``)."""
+    import ast
+    import inspect
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not os.path.isfile(path):
+        return None
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_guard(node.test) and node.lineno <= line <= (node.end_lineno or 0):
+            return None
+    return f"{path}:{line}"
+
+
+def _is_main_guard(test: "ast.expr") -> bool:
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
 def train_processes(make_policy: Callable[[], Any], data, cfg, out_dir: str | os.PathLike, *, processes: int = 2,
                     threads: int = 1, **kwargs):
     """Train with ``processes`` data-parallel ranks on this machine; returns rank 0's ``TrainResult`` with the
@@ -58,6 +96,13 @@ def train_processes(make_policy: Callable[[], Any], data, cfg, out_dir: str | os
 
         torch.set_num_threads(threads)
         return train(make_policy(), data, cfg, out_dir, **kwargs)
+    where = _unguarded_main_call()
+    if where is not None:
+        raise RuntimeError(
+            f"train_processes(processes={processes}) is called at the top level of the script {where}: the spawned "
+            "training ranks re-import the script and would run it again. Put the call under\n"
+            "    if __name__ == \"__main__\":\n"
+            "(and keep make_policy a module-level function or functools.partial) as for any multiprocessing code")
     if kwargs.get("val_hook") is not None:
         raise ValueError("val_hook is not supported with processes > 1 (it would have to be picklable)")
     import pickle

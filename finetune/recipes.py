@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from data_pipelines.transforms import AugmentConfig
+from vla.checkpoint import check_checkpoint_dir
 from vla.config import BackboneConfig, ExpertConfig, VLAConfig, default_config, tiny_config
 
 
@@ -47,9 +48,7 @@ def parse_base(base: str) -> tuple[str, str | None]:
         return "hf", target
     p = Path(base)
     if p.is_dir():
-        if not (p / "config.json").exists():
-            raise ValueError(f"--base {base!r}: directory is not a VLA checkpoint (no config.json)")
-        return "checkpoint", str(p)
+        return "checkpoint", str(check_checkpoint_dir(p, "--base"))
     raise ValueError(f"--base {base!r}: unknown base; expected 'embedded', 'hf:<hub id or path>' or a checkpoint "
                      "directory" + (" (no such directory)" if os.sep in base or base.startswith(".") else ""))
 

@@ -183,6 +183,7 @@ def setup_run(policy, data, cfg: TrainConfig, out: Path, *, embodiment: str | No
 
         policy = VLAPolicy.from_pretrained(res.checkpoint)
         say(f"[finetune] resuming from {res.checkpoint} (step {res.step})")
+    data.check_model(policy.config)  # the frames it trains on are the frames predict() gives it
     # every rank reads the same global stream; with in-process loading each builds only its own slice's images
     sliced = world > 1 and cfg.num_workers == 0
     dataset = VLAIterableDataset(data, state=res.data_state, images_for=rank_slice(

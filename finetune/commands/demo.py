@@ -44,8 +44,9 @@ def _merge(reports: list[dict]) -> dict:
     meta["episodes_per_condition"] = {c: sum(e["condition"] == c for e in episodes) for c in meta["conditions"]}
     meta["episodes"] = meta["episodes_per_condition"].get("nominal", len(episodes))  # the table's n column is exact
     meta["seconds"] = sum(r["meta"]["seconds"] for r in reports)
-    return {"meta": meta, "summary": summarize([SimpleNamespace(**{"error": "", **e}) for e in episodes]), "episodes": episodes,
-            "errors": [x for r in reports for x in r["errors"]], "videos": sorted(v for r in reports for v in r["videos"])}
+    summary = summarize([SimpleNamespace(**{"error": "", **e}) for e in episodes])
+    return {"meta": meta, "summary": summary, "episodes": episodes, "errors": [x for r in reports for x in r["errors"]],
+            "videos": sorted(v for r in reports for v in r["videos"])}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -101,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     procs = args.train_processes or (2 if (os.cpu_count() or 1) >= 2 else 1)
     # one process: a data-loader worker on the other core; several: each rank loads (its slice) in-process
     tc = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=args.lr, warmup_steps=100, min_lr_ratio=0.05,
-                     weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1, num_workers=1 if procs == 1 else 0,
+                     weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1,
+                     num_workers=1 if procs == 1 else 0,
                      seed=args.seed, max_seconds=budget, fit_steps_to_time=True)
     print(f"[demo]     {procs} data-parallel process(es) x batch {args.batch_size}")
     res = train_processes(functools.partial(VLAPolicy.create, cfg, [spec], seed=args.seed), data, tc, out / "train",

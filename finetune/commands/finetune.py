@@ -8,8 +8,16 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="embedded",
                         help="'embedded' (default), 'hf:<hub id or local path>', or a checkpoint directory")
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR[:WEIGHT]",
-                        help="RLDS/TFDS or LeRobot dataset directories (mixture weights after ':')")
+    parser.add_argument("--data", nargs="+", action="extend", required=True, metavar="DIR[:WEIGHT]",
+                        help="RLDS/TFDS or LeRobot dataset directories, a mixture when several (sampling weight "
+                             "after ':', default 1), e.g. --data lift/1.0.0:2 door/1.0.0")
+    parser.add_argument("--mapping", nargs="+", action="extend", default=None, metavar="FILE",
+                        help="key mapping file (JSON/YAML) for data that is neither in the OXE registry nor written "
+                             "by vla collect: one for every --data entry, or one per entry in the same order "
+                             "('-' = none for that entry)")
+    parser.add_argument("--cameras", nargs="+", action="extend", default=None, metavar="CAM[,CAM...]",
+                        help="standardized camera names to train on, in order (e.g. image_0,image_1 to fit a model's "
+                             "max_cameras): one list for every --data entry, or one per entry ('-' = all)")
     parser.add_argument("--embodiment", default=None, help="embodiment name to train (default: the dataset's)")
     parser.add_argument("--out", required=True, help="output dir (checkpoints/, policy/, loss.png, tensorboard/)")
     parser.add_argument("--preset", default="default", help="model preset for a new model: default | demo | tiny")
@@ -36,57 +44,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
-    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start over, ignoring checkpoints already in --out (by default a rerun resumes the run "
+                             "there exactly, extends it to a new --steps, and refuses other data/batch settings)")
     parser.add_argument("--val-task", default=None, help="sim task for periodic in-sim validation (e.g. Lift)")
     parser.add_argument("--val-every", type=int, default=0, help="steps between validations (0 = never)")
     parser.add_argument("--val-episodes", type=int, default=4)
 
 
-def parse_data(items: list[str]):
+def _per_dataset(flag: str, values: list[str] | None, n: int) -> list[str | None]:
+    """One value for every dataset, or one per dataset in order; '-' means none."""
+    if not values:
+        return [None] * n
+    if len(values) not in (1, n):
+        raise ValueError(f"{flag}: give one value for every --data entry or one per entry in the same order "
+                         f"({n} --data entries, {len(values)} {flag} values; '-' = none for an entry)")
+    values = values * n if len(values) == 1 else values
+    return [None if v == "-" else v for v in values]
+
+
+def parse_data(items: list[str], mappings: list[str] | None = None, cameras: list[str] | None = None):
+    """``--data DIR[:WEIGHT]`` entries (+ ``--mapping`` / ``--cameras`` per entry) -> DatasetConfigs."""
     import os
 
     from data_pipelines.pipeline import DatasetConfig
 
+    maps = _per_dataset("--mapping", mappings, len(items))
+    cams = _per_dataset("--cameras", cameras, len(items))
     out = []
-    for item in items:
+    for item, mapping, cam in zip(items, maps, cams):
         path, weight = item, 1.0
         head, sep, tail = item.rpartition(":")
         if sep and head and not os.path.exists(item):
+            path = head
             try:
-                path, weight = head, float(tail)
+                weight = float(tail)
             except ValueError:
-                pass
+                raise ValueError(f"--data {item}: bad weight {tail!r} after ':' (expected DIR[:WEIGHT], e.g. "
+                                 f"{head}:2)") from None
+            if not weight > 0:
+                raise ValueError(f"--data {item}: bad weight {tail!r}: must be > 0")
         if not os.path.exists(path):
             raise FileNotFoundError(f"--data {path}: no such directory (no data found)")
-        out.append(DatasetConfig(path=path, weight=weight))
+        if mapping is not None and not os.path.isfile(mapping):
+            raise FileNotFoundError(f"--mapping {mapping}: no such file")
+        names = tuple(c for c in cam.split(",") if c) if cam is not None else None
+        out.append(DatasetConfig(path=path, weight=weight, mapping=mapping, cameras=names or None))
     return tuple(out)
+
+
+def _embodiments(data, datasets) -> dict:
+    """The data's embodiments (opens every dataset); unregistered data gets a hint naming ``--mapping``."""
+    from data_pipelines.errors import UnknownDatasetError
+    from data_pipelines.pipeline import Pipeline
+
+    try:
+        specs = Pipeline(data).embodiments
+    except StopIteration:
+        specs = {}
+    except UnknownDatasetError as e:
+        if "--mapping" in str(e):
+            raise
+        raise UnknownDatasetError(f"{e} (vla finetune: --mapping FILE, one per --data entry)") from e
+    if not specs:
+        raise ValueError(f"--data {' '.join(d.path for d in datasets)}: no data found")
+    return specs
 
 
 def build(args: argparse.Namespace):
     """(policy, PipelineConfig, TrainConfig) from the command line."""
     import dataclasses
 
-    from data_pipelines.pipeline import Pipeline, PipelineConfig
+    from data_pipelines.pipeline import PipelineConfig
     from finetune.config import LoraSettings, TrainConfig
     from finetune.recipes import model_config, parse_base
     from vla.policy import VLAPolicy
 
     kind, target = parse_base(args.base)
-    datasets = parse_data(args.data)
+    datasets = parse_data(args.data, args.mapping, args.cameras)
+    size = (args.image_size, args.image_size) if args.image_size else None
     if kind == "checkpoint":
         policy = VLAPolicy.from_pretrained(target)
         cfg = policy.config
+        if size and size != tuple(cfg.image_size):
+            raise ValueError(f"--image-size {args.image_size}: the checkpoint {target} sees {tuple(cfg.image_size)} "
+                             "images (drop --image-size to train at its size)")
     else:
         cfg = model_config(kind, target, args.preset)
-    size = (args.image_size, args.image_size) if args.image_size else tuple(cfg.image_size)
-    data = PipelineConfig(datasets=datasets, horizon=cfg.action_horizon, image_size=size, seed=args.seed,
-                          cache_mb=args.cache_mb)
-    try:
-        specs = Pipeline(data).embodiments
-    except StopIteration:
-        raise ValueError(f"--data {args.data}: no data found") from None
-    if not specs:
-        raise ValueError(f"--data {args.data}: no data found")
+        cfg = cfg.replace(image_size=size) if size else cfg
+    data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb)
+    specs = _embodiments(data, datasets)
+    for spec in specs.values():
+        if len(spec.cameras) > cfg.max_cameras:
+            cams = ", ".join(spec.cameras)
+            raise ValueError(f"--data: embodiment {spec.name!r} has {len(spec.cameras)} cameras ({cams})"
+                             f" > the model's max_cameras {cfg.max_cameras}; choose which to train on with --cameras "
+                             f"(e.g. --cameras {','.join(spec.cameras[:cfg.max_cameras])})")
     if kind != "checkpoint":
         spec = next(iter(specs.values()))
         if args.embodiment:
@@ -96,8 +149,10 @@ def build(args: argparse.Namespace):
     mode = args.mode
     if mode == "auto":
         mode = "lora" if kind == "checkpoint" and new_embodiment else "full"
-    lora = LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha,
-                        target_modules=tuple(args.lora_targets) if args.lora_targets else None) if mode == "lora" else None
+    lora = None
+    if mode == "lora":
+        lora = LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha,
+                            target_modules=tuple(args.lora_targets) if args.lora_targets else None)
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                      warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema, seed=args.seed,
                      save_every=args.save_every, keep_last=args.keep_last, num_workers=args.num_workers,
@@ -124,7 +179,8 @@ def main(args: argparse.Namespace) -> int:
 
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate launch: the main process reports
         return 0
-    print(f"trained {res.step} steps ({res.samples_per_second:.1f} samples/s); final loss "
+    resumed = f", resumed at step {res.resumed_from}" if res.resumed_from else ""
+    print(f"trained {res.step} steps{resumed} ({res.samples_per_second:.1f} samples/s); final loss "
           f"{res.losses[-1] if res.losses else float('nan'):.4f}")
     print(f"policy: {res.policy_dir}   loss curve: {res.out_dir / 'loss.png'}   tensorboard: {res.out_dir / 'tensorboard'}")
     print(f"serve it: vla serve --checkpoint {res.policy_dir}")

@@ -67,7 +67,7 @@ def _unguarded_main_call() -> str | None:
     return f"{path}:{line}"
 
 
-def _is_main_guard(test: "ast.expr") -> bool:
+def _is_main_guard(test) -> bool:
     import ast
 
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):

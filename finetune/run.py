@@ -4,6 +4,7 @@ the data stream, embodiment renaming, what trains, optimizer/schedule/EMA, and t
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -141,6 +142,28 @@ def make_accelerator(cfg: TrainConfig):
     return acc, ddp
 
 
+def needs_unused_search(model: nn.Module, batch: dict, mixture: bool) -> bool:
+    """Whether DDP must search for unused parameters every step (``find_unused_parameters``; it warns when set
+    needlessly): a mixture of embodiments may leave some unused per batch; otherwise one probing forward/backward
+    (forked RNG, eval mode: no state changes, gradients dropped) finds whether any trained parameter goes unused."""
+    if mixture:
+        return True
+    trained = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
+    with torch.random.fork_rng(devices=[]):
+        model.eval()
+        model.compute_loss(batch, torch.Generator(device=batch_device(batch)).manual_seed(0)).backward()
+    unused = any(p.grad is None for p in trained)
+    for p in trained:
+        p.grad = None
+    model.train(was_training)
+    return unused
+
+
+def batch_device(batch: dict) -> torch.device:
+    return next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+
+
 def find_resume(out: Path, resume: bool, settings: dict[str, Any]) -> Resume:
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is None:
@@ -208,18 +231,25 @@ def setup_run(policy, data, cfg: TrainConfig, out: Path, *, embodiment: str | No
     optimizer = adamw(param_groups(model, params, cfg), cfg)
     schedule = WarmupCosine(cfg, res.total_steps(cfg))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s))  # a lambda: not in its state
+    if res.state is not None:  # before the loader draws its workers' seeds
+        set_rng_state(res.state["rng"])
+    batches = iter(dataset.dataloader(cfg.batch_size, num_workers=cfg.num_workers))
+    if world > 1:  # the first global batch is read ahead (and then trained on) to probe for unused parameters
+        first = [next(batches) for _ in range(cfg.grad_accum * world)]
+        batches = itertools.chain(first, batches)
+        probe = [{**s, "embodiment": rename.get(s["embodiment"], s["embodiment"])} for s in first[rank]]
+        ddp.find_unused_parameters = needs_unused_search(model, policy.collate(probe), len(rename) > 1)
     loss_module, optimizer = acc.prepare(LossModule(model), optimizer)
-    ema = EMA([(n, p) for n, p in model.named_parameters() if p.requires_grad], cfg.ema_decay) if cfg.ema_decay else None
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    ema = EMA(trained, cfg.ema_decay) if cfg.ema_decay else None
     if res.state is not None:
         optimizer.load_state_dict(res.state["optimizer"])
         scheduler.load_state_dict(res.state["scheduler"])
-        set_rng_state(res.state["rng"])
         if ema is not None and res.state.get("ema"):
             ema.load_state_dict(res.state["ema"])
     tracker = PositionTracker()
     if res.data_state:
         tracker.positions = dict(res.data_state)
-    batches = iter(dataset.dataloader(cfg.batch_size, num_workers=cfg.num_workers))
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps({**cfg.to_dict(), "settings": settings}, indent=2))

@@ -45,7 +45,8 @@ RESUME_VARIANTS = ("worker", "lora", "2ranks")
 
 def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike):
     """One EMA training run of the resume tests (the same for the uninterrupted, killed and resumed runs):
-    ``variant`` ``plain`` | ``worker`` (one data-loader worker) | ``lora`` | ``2ranks`` (spawned data-parallel ranks)."""
+    ``variant``: ``plain`` | ``worker`` (one data-loader worker) | ``lora`` | ``2ranks`` (spawned data-parallel
+    ranks)."""
     import functools
 
     import torch

@@ -122,7 +122,8 @@ def test_ema_sigkill_then_resume_matches_uninterrupted_run(variant, toy_data, ba
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6, abs=1e-7), (a, b)
         assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
     weights = "adapters/lora_arm/adapter_model.safetensors" if variant == "lora" else "model.safetensors"
-    exported, expected = load_file(str(run / "policy" / weights)), load_file(str(baselines[variant] / "policy" / weights))
+    exported = load_file(str(run / "policy" / weights))
+    expected = load_file(str(baselines[variant] / "policy" / weights))
     live = load_file(str(run / "checkpoints" / "step_000012" / weights))
     assert exported.keys() == expected.keys() == live.keys()
     for k in exported:  # the export carries the same EMA weights as the uninterrupted run's ...

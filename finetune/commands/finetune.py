@@ -182,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
     resumed = f", resumed at step {res.resumed_from}" if res.resumed_from else ""
     print(f"trained {res.step} steps{resumed} ({res.samples_per_second:.1f} samples/s); final loss "
           f"{res.losses[-1] if res.losses else float('nan'):.4f}")
-    print(f"policy: {res.policy_dir}   loss curve: {res.out_dir / 'loss.png'}   tensorboard: {res.out_dir / 'tensorboard'}")
+    print(f"policy: {res.policy_dir}   loss curve: {res.out_dir / 'loss.png'}   "
+          f"tensorboard: {res.out_dir / 'tensorboard'}")
     print(f"serve it: vla serve --checkpoint {res.policy_dir}")
     return 0

@@ -27,7 +27,8 @@ def test_check_checkpoint_dir_names_the_problem(ckpt, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^--checkpoint .*nope: no such directory$"):
         check_checkpoint_dir(tmp_path / "nope")
     run_dir = ckpt.parent  # a training run's output: the checkpoint is its policy/ folder
-    with pytest.raises(FileNotFoundError, match=r"^--base .*not a VLA checkpoint \(no config.json\); did you mean .*policy\?$"):
+    hint = r"^--base .*not a VLA checkpoint \(no config.json\); did you mean .*policy\?$"
+    with pytest.raises(FileNotFoundError, match=hint):
         check_checkpoint_dir(run_dir, flag="--base")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"not a VLA checkpoint \(no config.json\)$"):

@@ -101,14 +101,18 @@ def test_missing_camera_is_masked_not_error():
 
 
 def test_unnormalizes_into_robot_units():
+    """predict = the model's normalized sample mapped back with the q01/q99 formula written here; gripper untouched."""
     spec = panda_spec()
     policy = VLAPolicy.create(tiny_config(), [spec])
-    a = policy.predict([observation()], seed=0)[0]
-    raw = policy.predict([observation()], seed=0, embodiment="panda")[0]
-    assert np.array_equal(a, raw)
-    # the quantile dims are mapped back into the stats' range scale, the gripper dim is untouched
-    norm = spec.action_stats.normalize(a)
-    assert np.allclose(spec.action_stats.unnormalize(norm), a, atol=1e-5)
+    obs = observation()
+    out = policy.predict([obs], seed=0)[0]
+    with torch.no_grad():
+        norm = policy.model.sample_actions(policy.prepare([obs]), policy.make_noise(1, 0))[0, :, :7].numpy()
+    q01, q99 = np.array(spec.action_stats.q01), np.array(spec.action_stats.q99)
+    expect = (norm + 1) / 2 * (q99 - q01) + q01
+    expect[:, 6] = norm[:, 6]  # the gripper dim is not normalized
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-6)
+    assert np.abs(out[:, :6] - norm[:, :6]).max() > 0.1  # the stats did change the other dims
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,8 @@ def test_training_pipeline_and_predict_give_identical_tensors(episode, mode):
             assert len(matches) == 1, (train, matches)  # uint8 frames exactly equal for exactly one step
             ref = served[matches[0]]
             assert trained["images"].dtype == torch.uint8
-            assert torch.equal(ref["image_mask"], trained["image_mask"]) and ref["image_mask"][0].tolist() == [True, True]
+            assert torch.equal(ref["image_mask"], trained["image_mask"])
+            assert ref["image_mask"][0].tolist() == [True, True]
             assert torch.equal(ref["state"], trained["state"]) and torch.equal(ref["state_mask"], trained["state_mask"])
         # the normalized state is the quantile formula written out here
         raw = steps["observation"]["state"].astype(np.float64)
@@ -88,7 +89,8 @@ def test_image_mode_travels_with_the_checkpoint(tmp_path):
 def test_pipeline_must_match_the_model():
     cfg = tiny_config(image_size=(32, 32), image_mode="pad")
     data = PipelineConfig(datasets=(DatasetConfig("x"),), horizon=8, image_size=(64, 64), image_mode="resize")
-    with pytest.raises(ValueError, match=r"image_size \(64, 64\) vs model \(32, 32\); image_mode 'resize' vs model 'pad'"):
+    want = r"image_size \(64, 64\) vs model \(32, 32\); image_mode 'resize' vs model 'pad'"
+    with pytest.raises(ValueError, match=want):
         data.check_model(cfg)
     with pytest.raises(ValueError, match="image_mode must be one of"):
         PipelineConfig(datasets=(DatasetConfig("x"),), image_mode="crop")

@@ -13,9 +13,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from vla.config import VLAConfig
 from vla.types import EmbodimentSpec
@@ -38,7 +39,8 @@ def check_checkpoint_dir(path: str | os.PathLike, flag: str | None = "--checkpoi
         raise FileNotFoundError(f"{where}: not a directory (a checkpoint is a directory with {CONFIG_FILE})")
     if not (path / CONFIG_FILE).is_file():
         if (path / "policy" / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{where}: not a VLA checkpoint (no {CONFIG_FILE}); did you mean {path / 'policy'}?")
+            raise FileNotFoundError(f"{where}: not a VLA checkpoint (no {CONFIG_FILE}); "
+                                    f"did you mean {path / 'policy'}?")
         raise FileNotFoundError(f"{where}: not a VLA checkpoint (no {CONFIG_FILE})")
     return path
 

@@ -7,7 +7,7 @@ actions are padded to the model's max dims with masks.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ def collate(samples: Sequence[TrainingSample], config: VLAConfig, embodiments: M
                 image_mask[i, slot] = True
         st = np.asarray(s.get("state", ()), np.float32)
         if st.shape != (spec.state_dim,):
-            raise ValueError(f"sample {i}: state shape {st.shape}, embodiment {spec.name!r} expects ({spec.state_dim},)")
+            raise ValueError(f"sample {i}: state shape {st.shape}, "
+                             f"embodiment {spec.name!r} expects ({spec.state_dim},)")
         state[i, : spec.state_dim] = torch.from_numpy(st)
         state_mask[i, : spec.state_dim] = True
         action_mask[i, : spec.action_dim] = True

@@ -8,8 +8,9 @@ them. Batch collation lives in :mod:`vla.collate`, the checkpoint directory form
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class VLAPolicy:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def create(cls, config: VLAConfig, embodiments: Sequence[EmbodimentSpec], seed: int | None = 0) -> "VLAPolicy":
+    def create(cls, config: VLAConfig, embodiments: Sequence[EmbodimentSpec], seed: int | None = 0) -> VLAPolicy:
         """A fresh policy: pretrained backbone weights where the config names them, the rest random."""
         if seed is not None:
             torch.manual_seed(seed)
@@ -78,7 +79,8 @@ class VLAPolicy:
                 f"model's max_action_dim {cfg.max_action_dim} / max_state_dim {cfg.max_state_dim}"
             )
         if len(spec.cameras) > cfg.max_cameras:
-            raise ValueError(f"embodiment {spec.name!r}: {len(spec.cameras)} cameras > model max_cameras {cfg.max_cameras}")
+            raise ValueError(f"embodiment {spec.name!r}: {len(spec.cameras)} cameras "
+                             f"> model max_cameras {cfg.max_cameras}")
         if spec.name not in self.embodiment_ids:
             new_id = embodiment_id if embodiment_id is not None else len(self.embodiment_ids)
             if new_id >= cfg.max_embodiments or new_id in self.embodiment_ids.values():
@@ -95,11 +97,12 @@ class VLAPolicy:
     # -- Policy interface ---------------------------------------------------------------------
     @property
     def metadata(self) -> PolicyMetadata:
+        bb = self.config.backbone
         return PolicyMetadata(
             embodiments=dict(self.embodiments),
             default_embodiment=self.default_embodiment,
             action_horizon=self.config.action_horizon,
-            model=f"vla/{self.config.backbone.kind}:{self.config.backbone.hf_model or 'minilm-l6'}/{self.config.head.kind}",
+            model=f"vla/{bb.kind}:{bb.hf_model or 'minilm-l6'}/{self.config.head.kind}",
         )
 
     def reset(self) -> None:
@@ -115,7 +118,8 @@ class VLAPolicy:
     ) -> list[ActionChunk]:
         """One float32[H, A] action chunk in robot units per observation."""
         if not isinstance(observations, (list, tuple)) or not observations:
-            raise InvalidObservationError("observations", "a non-empty list of observations", type(observations).__name__)
+            raise InvalidObservationError("observations", "a non-empty list of observations",
+                                          type(observations).__name__)
         spec = self.spec(embodiment)
         if self.adapters is not None and len(self.adapters):  # the embodiment's own adapter, else the base
             self.adapters.activate(spec.name if spec.name in self.adapters else None)
@@ -161,7 +165,7 @@ class VLAPolicy:
                                adapters=self.adapters)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "VLAPolicy":
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> VLAPolicy:
         """Load a checkpoint directory written by :meth:`save_pretrained`."""
         from vla import checkpoint
 

@@ -37,7 +37,7 @@ def resize_image(img: np.ndarray, size: tuple[int, int], mode: str = "resize") -
         raise ValueError(f"resize_image: expected uint8[H, W, 3], got {img.dtype}{list(img.shape)}")
     h, w = int(size[0]), int(size[1])
     H, W = img.shape[:2]
-    if (H, W) == (h, w):
+    if (h, w) == (H, W):
         return img
     if mode == "resize":
         return _interpolate(img, h, w)

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from data_pipelines.errors import DataError
 from data_pipelines.standardize import KeyMapping
+from data_pipelines.standardized import StandardizedSource
 
 
 def _read_parquet(path: Path):
@@ -134,7 +136,8 @@ class LeRobotSource:
                           control_hz=self.fps, drop_blank_cameras=False)
 
     def published_stats(self):
-        """``meta/stats.json`` as {feature: NormStats-ready dict} (q01/q99 fall back to min/max)."""
+        """``meta/stats.json`` as published (``{feature: {mean, std, min, max, ...}}``; {} when absent). For
+        inspection only: normalization uses stats computed over the data (:mod:`data_pipelines.stats`)."""
         path = self.dir / "meta" / "stats.json"
         return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -153,8 +156,6 @@ class LeRobotSource:
         return order
 
     def standardized(self):
-        from data_pipelines.sources import StandardizedSource
-
         spec = None
         m = self.mapping
         if m.action == ("steps/action",) and m.state in ((), ("steps/observation.state",)):
@@ -271,13 +272,6 @@ def delta_timestamps_to_offsets(deltas: Sequence[float], fps: float, tolerance_s
     if bad.any():
         raise ValueError(f"delta_timestamps {d[bad].tolist()} are not multiples of 1/fps = {1 / fps:.6f}s")
     return off.astype(np.int64)
-
-
-def chunk_by_offsets(values: np.ndarray, t: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``values[t + offsets]`` clamped to the episode, with a pad mask where it ran outside."""
-    idx = t + offsets
-    pad = (idx < 0) | (idx >= len(values))
-    return values[np.clip(idx, 0, len(values) - 1)], pad
 
 
 @lru_cache(maxsize=8)

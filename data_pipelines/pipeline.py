@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +61,11 @@ class PipelineConfig:
             raise ValueError(f"dataset weights must be > 0; got {[d.weight for d in self.datasets]}")
         check_image_mode(self.image_mode, "PipelineConfig.image_mode")
 
-    def replace(self, **kw) -> "PipelineConfig":
+    def replace(self, **kw) -> PipelineConfig:
         return dataclasses.replace(self, **kw)
 
     @classmethod
-    def for_model(cls, model_config, datasets: tuple[DatasetConfig, ...], **kw) -> "PipelineConfig":
+    def for_model(cls, model_config, datasets: tuple[DatasetConfig, ...], **kw) -> PipelineConfig:
         """A pipeline whose chunks and images match ``model_config`` (a ``VLAConfig``): horizon, image size/mode."""
         return cls(datasets=datasets, horizon=model_config.action_horizon, image_size=tuple(model_config.image_size),
                    image_mode=model_config.image_mode, **kw)

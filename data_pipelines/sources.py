@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from data_pipelines.errors import UnknownDatasetError
 from data_pipelines.standardize import KeyMapping, StandardEpisode
+from data_pipelines.standardized import StandardizedSource
 from vla.types import EmbodimentSpec
+
+__all__ = ["MemoryCachedSource", "StandardizedSource", "open_dataset", "writer_mapping"]
 
 log = logging.getLogger(__name__)
 
@@ -30,60 +33,6 @@ def writer_mapping(spec: EmbodimentSpec) -> KeyMapping:
         action_space=spec.action_space, state_space=spec.state_space, action_is_delta=spec.action_is_delta,
         control_hz=spec.control_hz, execute_horizon=spec.execute_horizon, drop_blank_cameras=False,
     )
-
-
-class StandardizedSource:
-    """A raw episode source plus the mapping that standardizes it; yields :class:`StandardEpisode`.
-
-    ``key`` identifies the data (path, split and mapping) for stats caching.
-    """
-
-    def __init__(self, raw, mapping: KeyMapping, spec: EmbodimentSpec | None, key: str, kind: str = "rlds"):
-        self.raw = raw
-        self.mapping = mapping
-        self._spec = spec
-        self.key = key
-        self.kind = kind
-
-    @property
-    def name(self) -> str:
-        return self.mapping.name
-
-    @property
-    def dir(self) -> Path:
-        return Path(self.raw.dir)
-
-    def __len__(self) -> int:
-        return len(self.raw)
-
-    @property
-    def spec(self) -> EmbodimentSpec:
-        """The embodiment (dims from the registry/writer, else measured on the first episode)."""
-        if self._spec is None:
-            ep = next(self.iter_episodes())
-            h, w = next(iter(ep["images"].values())).shape[1:3] if ep["images"] else (None, None)
-            self._spec = self.mapping.embodiment(ep["state"].shape[1], ep["actions"].shape[1],
-                                                 (h, w) if h else None)
-        return self._spec
-
-    def episode_order(self, seed: int | None = None) -> list[int]:
-        return self.raw.episode_order(seed)
-
-    def iter_episodes(self, seed: int | None = None, skip: int = 0, keep=None,
-                      with_images: bool = True) -> Iterator[StandardEpisode]:
-        """Standardized episodes in :meth:`episode_order` (see ``RLDSSource.iter_episodes``)."""
-        for ep in self.raw.iter_episodes(seed=seed, skip=skip, keep=keep, decode_images=with_images):
-            out = self.mapping.apply(ep, self._spec, with_images=with_images)
-            out["_index"] = ep["_ref"].index  # type: ignore[typeddict-unknown-key]
-            yield out
-
-    def fingerprint(self) -> str:
-        """Identifies the data itself: the split's shard names, sizes and mtimes."""
-        return self.raw.fingerprint()
-
-    @property
-    def skipped(self) -> int:
-        return getattr(self.raw, "skipped", 0)
 
 
 class MemoryCachedSource:
@@ -174,7 +123,8 @@ def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=No
     try:
         entry = oxe.get_entry(lookup)
     except UnknownDatasetError as e:
-        raise UnknownDatasetError(f"{raw.dir}: dataset {lookup!r} is not registered and no mapping was given; "
-                                  f"registered: {oxe.known_datasets()}; pass a key mapping file (JSON/YAML) "
-                                  "for other data", file=str(raw.dir)) from e
+        raise UnknownDatasetError(f"dataset {lookup!r} is not registered and no mapping was given; "
+                                  f"registered: {oxe.known_datasets()}; for other data pass a key mapping file "
+                                  "(JSON/YAML) with --mapping (Python: DatasetConfig(mapping=...))",
+                                  file=str(raw.dir)) from e
     return StandardizedSource(raw, entry.mapping, entry.spec, f"{key_base}:oxe:{entry.name}")

@@ -24,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -154,7 +155,7 @@ class KeyMapping:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> "KeyMapping":
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> KeyMapping:
         d = dict(d)
         known = {f.name for f in dataclasses.fields(cls)} | {"gripper"}
         unknown = sorted(set(d) - known)
@@ -185,7 +186,7 @@ class KeyMapping:
             raise ValueError(f"{source}: {e}") from e
 
     @classmethod
-    def load(cls, path: str | Path) -> "KeyMapping":
+    def load(cls, path: str | Path) -> KeyMapping:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"mapping file {p} not found")

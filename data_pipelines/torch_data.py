@@ -9,7 +9,8 @@ latest per worker (:class:`PositionTracker`) to resume exactly with the same ``n
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch.utils.data as tud
 

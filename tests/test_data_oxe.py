@@ -138,8 +138,9 @@ def test_unregistered_dataset_reads_through_mapping_file_alone(tmp_path):
     ep["episode_metadata"]["task"] = "wipe the table"
     ep["steps"]["act"]["grip"] = np.array([1.0, -1.0, 1.0], np.float32)
     root = write_tfds({"train": [ep]}, feats, tmp_path, "my_lab_robot")
-    with pytest.raises(UnknownDatasetError, match="not registered.*fractal20220817_data"):
+    with pytest.raises(UnknownDatasetError, match="not registered.*fractal20220817_data") as err:
         open_dataset(root)
+    assert str(err.value).count(str(root)) == 1 and "--mapping" in str(err.value)  # the path once, the flag named
     mapping = {"name": "my_arm", "cameras": {"primary": "steps/obs/front_cam", "wrist": "steps/obs/hand_cam"},
                "state": ["steps/obs/joints", "steps/obs/grip_width"],
                "action": ["steps/act/dpos", "steps/act/drot", "steps/act/grip"],

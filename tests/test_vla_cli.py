@@ -32,6 +32,9 @@ def test_predict_and_info_on_a_checkpoint(tmp_path):
     res = subprocess.run([VLA, "predict", "--checkpoint", str(tmp_path / "ckpt"), "--repeat", "2"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "action chunk (8, 7)" in res.stdout and "predict latency" in res.stdout
+    assert "no --observation given: using random input" in res.stdout
+    res = subprocess.run([VLA, "predict", "--checkpoint", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert res.returncode == 1 and "--checkpoint" in res.stderr and "no such directory" in res.stderr
     res = subprocess.run([VLA, "info", str(tmp_path / "ckpt")], capture_output=True, text=True)
     assert res.returncode == 0 and "panda: cameras=['agentview', 'wrist']" in res.stdout
     res = subprocess.run([VLA, "info", str(tmp_path / "nope")], capture_output=True, text=True)

@@ -83,14 +83,14 @@ class VLAConfig:
         if self.expert.width % self.expert.heads:
             raise ValueError(f"expert.width {self.expert.width} not divisible by heads {self.expert.heads}")
 
-    def replace(self, **changes: Any) -> "VLAConfig":
+    def replace(self, **changes: Any) -> VLAConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VLAConfig":
+    def from_dict(cls, d: dict[str, Any]) -> VLAConfig:
         def build(klass, values):
             names = {f.name for f in dataclasses.fields(klass)}
             unknown = set(values) - names

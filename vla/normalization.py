@@ -9,8 +9,8 @@ Modes per dimension:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class NormStats:
         return len(self.mean)
 
     @classmethod
-    def identity(cls, dim: int) -> "NormStats":
+    def identity(cls, dim: int) -> NormStats:
         """Stats that leave every dimension untouched."""
         return cls((0.0,) * dim, (1.0,) * dim, (-1.0,) * dim, (1.0,) * dim, ("none",) * dim, 0)
 
@@ -55,7 +55,7 @@ class NormStats:
         data: np.ndarray,
         mode: str | Sequence[str] = "quantile",
         skip_dims: Iterable[int] = (),
-    ) -> "NormStats":
+    ) -> NormStats:
         """Compute stats over ``data[N, D]``; ``skip_dims`` (e.g. gripper dims) get mode ``none``."""
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[0] == 0:
@@ -110,7 +110,7 @@ class NormStats:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NormStats":
+    def from_dict(cls, d: dict) -> NormStats:
         return cls(
             mean=tuple(d["mean"]),
             std=tuple(d["std"]),

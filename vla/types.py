@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence, TypedDict, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class EmbodimentSpec:
         if self.execute_horizon <= 0:
             raise ValueError(f"EmbodimentSpec {self.name!r}: execute_horizon must be > 0")
 
-    def with_stats(self, state_stats: NormStats | None, action_stats: NormStats | None) -> "EmbodimentSpec":
+    def with_stats(self, state_stats: NormStats | None, action_stats: NormStats | None) -> EmbodimentSpec:
         return dataclasses.replace(self, state_stats=state_stats, action_stats=action_stats)
 
     # -- normalization in robot units <-> model units --------------------------------------
@@ -105,7 +106,7 @@ class EmbodimentSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EmbodimentSpec":
+    def from_dict(cls, d: dict[str, Any]) -> EmbodimentSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -125,7 +126,7 @@ class EmbodimentSpec:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "EmbodimentSpec":
+    def load(cls, path: str | Path) -> EmbodimentSpec:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (ValueError, KeyError, TypeError) as e:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vla.config import VLAConfig
 
 
-def build_backbone(config: "VLAConfig") -> "torch.nn.Module":
+def build_backbone(config: VLAConfig) -> torch.nn.Module:
     """Instantiate the backbone a config names (weights of pretrained parts are loaded here)."""
     if config.backbone.kind == "embedded":
         from vla.backbones.embedded import EmbeddedBackbone

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,14 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
+    from vla.checkpoint import check_checkpoint_dir
     from vla.policy import VLAPolicy
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
     if args.checkpoint:
-        policy = VLAPolicy.from_pretrained(args.checkpoint)
+        policy = VLAPolicy.from_pretrained(check_checkpoint_dir(args.checkpoint, "--checkpoint"))
         source = args.checkpoint
     else:
         from vla.config import default_config
@@ -37,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
     spec = policy.spec(args.embodiment)
     load_s = time.perf_counter() - t0
     if args.observation:
+        if not Path(args.observation).is_file():
+            raise FileNotFoundError(f"--observation {args.observation}: no such file")
         data = np.load(args.observation)
         obs = {
             "images": {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("images/")},
@@ -45,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
         }
     else:
         rng = np.random.default_rng(args.seed)
-        h, w = spec.image_size or (224, 224)
+        h, w = spec.image_size or policy.config.image_size
+        print(f"no --observation given: using random input (random {h}x{w} images, random state, seed {args.seed})")
         obs = {
             "images": {c: rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for c in spec.cameras},
             "state": rng.normal(size=spec.state_dim).astype(np.float32),

@@ -8,7 +8,7 @@ wraps the expert with the prefix already encoded.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

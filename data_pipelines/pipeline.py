@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from data_pipelines.errors import DataError
+from data_pipelines.mixture_stats import pool_embodiments
 from data_pipelines.stats import NormConfig, spec_with_stats
 from data_pipelines.transforms import AugmentConfig, Chunk, ImageTransform, Normalize
 from vla.preprocessing import check_image_mode
@@ -241,12 +242,9 @@ class Pipeline:
                                      f"(it has {list(spec.cameras)})")
                 spec = dataclasses.replace(spec, cameras=tuple(dc.cameras))
             self.specs.append(spec)
-        seen: dict[str, EmbodimentSpec] = {}
-        for dc, spec in zip(cfg.datasets, self.specs):
-            if spec.name in seen and seen[spec.name] != spec:
-                raise ValueError(f"{dc.path}: embodiment name {spec.name!r} is used by two datasets with different "
-                                 "stats/specs; give one a key mapping with another name")
-            seen[spec.name] = spec
+        # datasets of one embodiment share pooled stats, weighted as the mixture is (data_pipelines.mixture_stats)
+        self.specs = pool_embodiments(self.specs, self.sources, [d.weight for d in cfg.datasets],
+                                      [d.path for d in cfg.datasets], cfg.norm, progress=progress)
         if cfg.cache_mb > 0:
             from data_pipelines.sources import MemoryCachedSource
 

@@ -70,8 +70,9 @@ def _writable(d: Path) -> bool:
         return False
 
 
-def cache_path(source, config: NormConfig) -> Path:
-    name = f"vla_norm_stats-{cache_key(source, config)}.json"
+def cache_path(source, config: NormConfig, name: str | None = None) -> Path:
+    """Beside the data when writable, else under ``$VLA_CACHE_DIR`` (default ``~/.cache/vla``)/norm_stats."""
+    name = name or f"vla_norm_stats-{cache_key(source, config)}.json"
     beside = source.dir / name
     if beside.is_file() or _writable(source.dir):
         return beside
@@ -80,12 +81,10 @@ def cache_path(source, config: NormConfig) -> Path:
     return fallback / name
 
 
-def compute_stats(source, config: NormConfig = NormConfig(), spec: EmbodimentSpec | None = None,
-                  progress: bool = True) -> tuple[NormStats, NormStats, int, int]:
-    """One pass over ``source`` (images not decoded) -> (state stats, action stats, episodes, steps)."""
+def read_arrays(source, config: NormConfig = NormConfig(), progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """One pass over ``source`` (images not decoded) -> (states [N, S], actions [N, A], episodes read)."""
     from tqdm import tqdm
 
-    spec = spec or source.spec
     states, actions = [], []
     total = len(source) if config.max_episodes is None else min(len(source), config.max_episodes)
     n_eps = 0
@@ -98,13 +97,29 @@ def compute_stats(source, config: NormConfig = NormConfig(), spec: EmbodimentSpe
             break
     if not actions:
         raise ValueError(f"{source.dir}: no episodes to compute normalization stats from")
-    a = np.concatenate(actions)
-    s = np.concatenate(states)
-    a_skip = set(spec.gripper_dims) | set(config.skip_action_dims)
-    action_stats = NormStats.from_data(a, config.mode, skip_dims=sorted(a_skip))
+    return np.concatenate(states), np.concatenate(actions), n_eps
+
+
+def compute_stats(source, config: NormConfig = NormConfig(), spec: EmbodimentSpec | None = None,
+                  progress: bool = True) -> tuple[NormStats, NormStats, int, int]:
+    """One pass over ``source`` (images not decoded) -> (state stats, action stats, episodes, steps)."""
+    spec = spec or source.spec
+    s, a, n_eps = read_arrays(source, config, progress)
+    action_stats = NormStats.from_data(a, config.mode, skip_dims=skipped_action_dims(spec, config))
     state_stats = (NormStats.from_data(s, config.mode, skip_dims=config.skip_state_dims) if s.shape[1]
                    else NormStats.identity(0))
     return state_stats, action_stats, n_eps, int(a.shape[0])
+
+
+def skipped_action_dims(spec: EmbodimentSpec, config: NormConfig) -> list[int]:
+    """Action dims left unnormalized: the gripper dims and ``config.skip_action_dims``."""
+    return sorted(set(spec.gripper_dims) | set(config.skip_action_dims))
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
 
 
 def get_stats(source, config: NormConfig = NormConfig(), *, recompute: bool = False,
@@ -114,17 +129,15 @@ def get_stats(source, config: NormConfig = NormConfig(), *, recompute: bool = Fa
     if path.is_file() and not recompute:
         try:
             d = json.loads(path.read_text())
-            return StatsResult(NormStats.from_dict(d["state"]), NormStats.from_dict(d["action"]), path, True,
-                               d.get("episodes", 0), d.get("steps", 0))
+            return StatsResult(state=NormStats.from_dict(d["state"]), action=NormStats.from_dict(d["action"]),
+                               path=path, from_cache=True, episodes=d.get("episodes", 0), steps=d.get("steps", 0))
         except (ValueError, KeyError) as e:
             log.warning("ignoring unreadable stats cache %s: %s", path, e)
     state, action, n_eps, n_steps = compute_stats(source, config, progress=progress)
     payload = {"dataset": source.key, "embodiment": source.spec.name, "config": asdict(config), "episodes": n_eps,
                "steps": n_steps, "state": state.to_dict(), "action": action.to_dict()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
-    return StatsResult(state, action, path, False, n_eps, n_steps)
+    write_json_atomic(path, payload)
+    return StatsResult(state=state, action=action, path=path, from_cache=False, episodes=n_eps, steps=n_steps)
 
 
 def spec_with_stats(source, config: NormConfig = NormConfig(), **kw) -> EmbodimentSpec:

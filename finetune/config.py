@@ -42,7 +42,8 @@ class TrainConfig:
     val_every: int = 0  # steps between validation-hook calls (0 = never)
     progress: bool = True
     max_seconds: float | None = None  # stop early (and save) after this much wall time
-    fit_steps_to_time: bool = False  # with max_seconds: after 20 timed steps, shrink/grow ``steps`` to fill it
+    # with max_seconds: after 20 timed steps, shrink/grow ``steps`` to fill it (a rerun of a finished run: once more)
+    fit_steps_to_time: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "log_every"):

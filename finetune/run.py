@@ -47,10 +47,14 @@ class Resume:
         return {int(k): v for k, v in (self.meta.get("data") or {}).items()} or None
 
     def total_steps(self, cfg: TrainConfig) -> int:
-        """A new ``cfg.steps`` extends (or ends) the run; the same one keeps the run's (perhaps time-fitted) total."""
+        """A new ``cfg.steps`` extends (or ends) the run; the same one keeps the run's (perhaps time-fitted) total,
+        except that a finished run with a time budget to fill gets a new budget (refit as at the start)."""
         if self.checkpoint is None or cfg.steps != self.meta.get("train_config", {}).get("steps"):
             return cfg.steps
-        return int(self.meta.get("total_steps", cfg.steps))
+        total = int(self.meta.get("total_steps", cfg.steps))
+        if cfg.fit_steps_to_time and cfg.max_seconds and self.step >= total:
+            return max(cfg.steps, self.step + 21)
+        return total
 
 
 @dataclass

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--factor-episodes", type=int, default=20, help="episodes per factor (default 20)")
     parser.add_argument("--factors", nargs="*", default=["lighting@2", "table_color@2", "distractors@1"],
                         help="sim_eval factors to evaluate besides nominal")
+    parser.add_argument("--eval-max-steps", type=int, default=None,
+                        help="cut eval episodes after this many control steps (default: the task's horizon); "
+                             "for quick smoke runs")
     parser.add_argument("--workers", type=int, default=2, help="sim worker processes (default 2)")
     parser.add_argument("--train-processes", type=int, default=None,
                         help="data-parallel training processes (default: 2 on a machine with >= 2 cores, else 1); "
@@ -120,10 +123,11 @@ def main(args: argparse.Namespace) -> int:
     reports = []
     if nf:  # nominal + factors on seeds 1000.., then the rest of the nominal episodes
         reports.append(evaluate(ckpt, [args.task], args.factors, nf, args.workers, rep_dir / "factors", seed=1000,
-                                image_size=args.image_size, videos_per_condition=1))
+                                image_size=args.image_size, videos_per_condition=1, max_steps=args.eval_max_steps))
     if args.eval_episodes > nf:
         reports.append(evaluate(ckpt, [args.task], (), args.eval_episodes - nf, args.workers, rep_dir / "nominal",
-                                seed=1000 + nf, image_size=args.image_size, videos_per_condition=1))
+                                seed=1000 + nf, image_size=args.image_size, videos_per_condition=1,
+                                max_steps=args.eval_max_steps))
     for r, sub in zip(reports, ["factors", "nominal"] if nf else ["nominal"]):
         r["videos"] = [f"{sub}/{v}" for v in r["videos"]]
     report = _merge(reports)

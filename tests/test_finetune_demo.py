@@ -1,0 +1,57 @@
+"""A tiny ``vla demo`` run from the real command (2 demos, seconds of training, 2 nominal + 1 factor eval
+episodes cut to a few steps): the merged report counts each condition's episodes as asked, its CIs are
+Wilson score intervals, and a rerun into the same --out reuses the demos and resumes training."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--demos", "2", "--train-minutes", "0.05", "--batch-size", "4", "--eval-episodes", "2", "--factor-episodes",
+        "1", "--factors", "lighting@2", "--eval-max-steps", "8", "--workers", "1", "--train-processes", "1"]
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval (z = 1.96), written from the formula (not the implementation under test)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def _demo(out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "MUJOCO_GL": "egl"}
+    done = subprocess.run([sys.executable, "-m", "vla.cli", "demo", "--out", str(out), *ARGS], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
+    out = tmp_path / "demo"
+    first = _demo(out)
+    assert "collecting 2 scripted Lift demos" in first.stdout
+    report = json.loads((out / "report" / "report.json").read_text())
+    overall = {o["condition"]: o for o in report["summary"]["overall"]}
+    assert {c: o["n"] for c, o in overall.items()} == {"nominal": 2, "lighting@2": 1}
+    assert report["meta"]["episodes_per_condition"] == {"nominal": 2, "lighting@2": 1}
+    for cond, o in overall.items():
+        wins = sum(e["success"] for e in report["episodes"] if e["condition"] == cond)
+        assert o["success_rate"] == pytest.approx(wins / o["n"])
+        assert o["ci95"] == pytest.approx(wilson(wins, o["n"]), abs=1e-9)
+    summary = out / "data" / "lift_expert" / "1.0.0" / "collect_summary.json"
+    collected = summary.stat().st_mtime_ns
+    trained = [json.loads(x)["step"] for x in (out / "train" / "losses.jsonl").read_text().splitlines()]
+
+    second = _demo(out)
+    assert "reusing demos" in second.stdout and "collecting" not in second.stdout
+    assert summary.stat().st_mtime_ns == collected
+    assert f"resuming from {out / 'train' / 'checkpoints'}" in second.stdout
+    resumed = [json.loads(x)["step"] for x in (out / "train" / "losses.jsonl").read_text().splitlines()]
+    assert resumed[:len(trained)] == trained and len(resumed) > len(trained)  # continued after the first run's steps

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig, run_jobs
+from sim_eval.seeds import episode_seeds
+
+VERSION = "1.0.0"
 
 
-@dataclass
+class DatasetExistsError(FileExistsError):
+    """The output dataset directory already holds data and ``overwrite`` was not asked for."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path} already holds a dataset (overwrite=True replaces it)")
+        self.path = path
+
+
+@dataclass(frozen=True, kw_only=True)
 class CollectSummary:
     task: str
     requested: int
@@ -27,6 +40,11 @@ class CollectSummary:
                 + (f", {self.errors} errored" if self.errors else "") + f" [{self.seconds:.0f} s]")
 
 
+def dataset_path(out_dir: str | os.PathLike, task: str, dataset_name: str | None = None) -> Path:
+    """Where ``collect`` writes: ``out_dir/<name>/1.0.0`` (name defaults to ``<task>_expert``)."""
+    return Path(out_dir) / (dataset_name or f"{task.lower().replace('-', '_')}_expert") / VERSION
+
+
 def collect(
     task: str,
     episodes: int,
@@ -38,45 +56,40 @@ def collect(
     dataset_name: str | None = None,
     factors: Sequence = (),
     max_attempts: int | None = None,
+    max_steps: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> CollectSummary:
     """Record ``episodes`` successful expert demos of ``task`` into ``out_dir/<name>/1.0.0`` (RLDS).
 
     Seeds ``seed, seed+1, ...`` are tried until enough succeed or ``max_attempts`` (default 2N+10)
-    episodes ran; failed ones are discarded and counted.
+    episodes ran; failed ones (including those not done within ``max_steps``, default the task's
+    limit) are discarded and counted. An existing non-empty dataset raises :class:`DatasetExistsError`
+    unless ``overwrite``.
     """
-    import time
-
     from data_pipelines.rlds.writer import write_rlds
-    from sim_eval.envs import robosuite_panda_spec, task_info
+    from sim_eval.tasks import task_info, task_spec
 
     if episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {episodes}")
     info = task_info(task)
-    if info.suite == "robosuite":
-        spec = robosuite_panda_spec(image_size)
-    else:
-        from sim_eval.metaworld_env import metaworld_spec
-
-        spec = metaworld_spec(image_size)
-    name = dataset_name or f"{task.lower().replace('-', '_')}_expert"
+    spec = task_spec(task, image_size)
+    path = dataset_path(out_dir, task, dataset_name)
+    if not overwrite and path.is_dir() and any(path.iterdir()):
+        raise DatasetExistsError(path)
     limit = max_attempts or 2 * episodes + 10
-    cfg = RolloutConfig(image_size=image_size)
+    cfg = RolloutConfig(image_size=image_size, max_steps=max_steps)
     stats = {"ok": 0, "failed": 0, "errors": 0, "steps": 0}
     t0 = time.perf_counter()
 
     def episodes_iter() -> Iterator[dict]:
-        next_seed, tried = seed, 0
+        tried = 0
         while stats["ok"] < episodes and tried < limit:
             n = min(limit - tried, max(episodes - stats["ok"], 1) + (2 if tried else 0))
-            jobs = [Job(task, s, factors=tuple(factors), record=True) for s in range(next_seed, next_seed + n)]
-            next_seed += n
+            jobs = [Job(task, s, factors=tuple(factors), record=True) for s in episode_seeds(seed + tried, n)]
             tried += n
-            results: list[EpisodeResult] = []
-            for res in run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, desc=f"collect {task}",
-                                progress=progress):
-                results.append(res)
+            results: list[EpisodeResult] = list(run_jobs(jobs, PolicySource("expert"), cfg, workers=workers,
+                                                         desc=f"collect {task}", progress=progress))
             for res in sorted(results, key=lambda r: r.seed):  # deterministic order
                 if res.error:
                     stats["errors"] += 1
@@ -88,9 +101,13 @@ def collect(
                     stats["steps"] += res.steps
                     yield res.episode
 
-    path = write_rlds(episodes_iter(), out_dir, name, spec, overwrite=overwrite,
-                      description=f"scripted-expert demos of {task} ({info.instruction!r}), sim_eval collect")
-    summary = CollectSummary(task, episodes, stats["ok"], stats["failed"], stats["errors"], str(path), stats["steps"],
-                             time.perf_counter() - t0)
-    (Path(path) / "collect_summary.json").write_text(__import__("json").dumps(summary.__dict__, indent=2))
+    try:
+        written = write_rlds(episodes_iter(), out_dir, path.parent.name, spec, version=VERSION, overwrite=overwrite,
+                             description=f"scripted-expert demos of {task} ({info.instruction!r}), sim_eval collect")
+    except FileExistsError:  # created by someone else meanwhile
+        raise DatasetExistsError(path) from None
+    summary = CollectSummary(task=task, requested=episodes, recorded=stats["ok"], discarded=stats["failed"],
+                             errors=stats["errors"], path=str(written), steps=stats["steps"],
+                             seconds=time.perf_counter() - t0)
+    (Path(written) / "collect_summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary

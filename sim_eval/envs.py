@@ -4,94 +4,32 @@
 ``step(action)`` / ``observe(render=...)`` produce ``Observation`` dicts (upright images keyed by
 the embodiment's camera names, float32 state, the task instruction). Rendering only happens
 when asked (``observe(render=True)``), so rollouts render only when the policy is queried.
-Meta-World tasks live in :mod:`sim_eval.metaworld_env` behind the same interface.
+Meta-World tasks live in :mod:`sim_eval.metaworld_env` behind the same interface; task names,
+instructions and embodiment specs in :mod:`sim_eval.tasks`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from vla.types import EmbodimentSpec, Observation
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """A task of a suite: its env name, instruction, episode limit and embodiment."""
-
-    name: str
-    suite: str  # "robosuite" | "metaworld"
-    instruction: str
-    max_steps: int
-    env_name: str
-    embodiment: str
-    env_kwargs: tuple[tuple[str, Any], ...] = ()
-    paraphrases: tuple[str, ...] = ()
-
-
-ROBOSUITE_TASKS: dict[str, TaskInfo] = {
-    "Lift": TaskInfo(
-        "Lift", "robosuite", "pick up the red cube", 200, "Lift", "robosuite_panda",
-        paraphrases=("lift the red block", "grab the red cube and raise it", "raise the small red box off the table",
-                     "pick the red block up"),
-    ),
-    "Stack": TaskInfo(
-        "Stack", "robosuite", "stack the red cube on top of the green cube", 300, "Stack", "robosuite_panda",
-        paraphrases=("put the red block on the green block", "place the red cube onto the green one",
-                     "set the red box on top of the green box", "stack red on green"),
-    ),
-    "PickPlaceCan": TaskInfo(
-        "PickPlaceCan", "robosuite", "put the can in the bin on the right", 400, "PickPlaceCan", "robosuite_panda",
-        paraphrases=("move the coke can into the right bin", "pick up the can and drop it in the right container",
-                     "place the soda can in the right-hand bin", "transfer the can to the other bin"),
-    ),
-    "Door": TaskInfo(
-        "Door", "robosuite", "open the door", 300, "Door", "robosuite_panda",
-        paraphrases=("pull the door open", "turn the handle and open the door", "swing the door open",
-                     "unlatch and open the door"),
-    ),
-}
-
-
-def robosuite_panda_spec(image_size: int = 96) -> EmbodimentSpec:
-    """Panda arm, OSC_POSE delta control (+gripper), agentview + wrist cameras."""
-    return EmbodimentSpec(
-        name="robosuite_panda",
-        cameras=("agentview", "wrist"),
-        state_dim=9,
-        action_dim=7,
-        action_space="eef_delta_pos3_rot3_gripper1",
-        state_space="eef_pos3_quat4_gripper_qpos2",
-        action_is_delta=(True,) * 6 + (False,),
-        gripper_dims=(6,),
-        control_hz=20.0,
-        execute_horizon=8,
-        image_size=(image_size, image_size),
-        description="robosuite 1.5 Panda, OSC_POSE delta in base frame: dpos (x0.05 m), drot axis-angle "
-        "(x0.5 rad), gripper -1 open / +1 close; images upright.",
-    )
-
+from sim_eval.gl import gl_guard
+from sim_eval.logs import quiet_robosuite
+from sim_eval.tasks import (  # noqa: F401 - re-exported: the registry's public names
+    METAWORLD_TASKS,
+    ROBOSUITE_TASKS,
+    SUITES,
+    TaskInfo,
+    robosuite_panda_spec,
+    suite_tasks,
+    task_info,
+    task_spec,
+)
+from vla.types import Observation
 
 # robosuite camera name per embodiment camera
 _CAMERA_MAP = {"agentview": "agentview", "wrist": "robot0_eye_in_hand"}
-
-
-def _gl_guard() -> None:
-    """TensorFlow (imported with global symbols) breaks Mesa's llvmpipe JIT: rendering then segfaults.
-    When TF is already loaded in this process, fall back to the LLVM-free softpipe rasterizer (slow; the
-    rollout/collect/eval paths avoid this by running MuJoCo in fresh worker processes)."""
-    import sys
-    import warnings
-
-    if "tensorflow" in sys.modules and os.environ.get("MUJOCO_GL", "egl") == "egl" and not os.environ.get("GALLIUM_DRIVER"):
-        os.environ["GALLIUM_DRIVER"] = "softpipe"
-        warnings.warn("sim_eval: tensorflow is loaded in this process; rendering with Mesa softpipe (slow). "
-                      "Run MuJoCo in worker processes (sim_eval.rollout.run_jobs) for llvmpipe speed.", stacklevel=3)
 
 
 def _controller_config():
@@ -111,12 +49,9 @@ class RobosuiteEnv:
         factors: Sequence[Any] = (),
         seed: int = 0,
     ):
-        import logging
-
-        _gl_guard()
+        gl_guard()
+        quiet_robosuite()
         import robosuite as suite
-
-        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)  # per-env controller-config warnings
 
         if task not in ROBOSUITE_TASKS:
             raise ValueError(f"unknown robosuite task {task!r}; choose from {sorted(ROBOSUITE_TASKS)}")
@@ -233,17 +168,8 @@ class RobosuiteEnv:
             pass
 
 
-def task_info(task: str) -> TaskInfo:
-    if task in ROBOSUITE_TASKS:
-        return ROBOSUITE_TASKS[task]
-    from sim_eval.metaworld_env import METAWORLD_TASKS
-
-    if task in METAWORLD_TASKS:
-        return METAWORLD_TASKS[task]
-    raise ValueError(f"unknown task {task!r}; robosuite: {sorted(ROBOSUITE_TASKS)}, metaworld: MT10 names (e.g. reach-v3)")
-
-
-def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = None, factors: Sequence[Any] = (), seed: int = 0):
+def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = None, factors: Sequence[Any] = (),
+             seed: int = 0):
     """Build the env for a task name (robosuite or Meta-World)."""
     info = task_info(task)
     if info.suite == "robosuite":
@@ -251,19 +177,3 @@ def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = No
     from sim_eval.metaworld_env import MetaWorldEnv
 
     return MetaWorldEnv(task, image_size=image_size, cameras=cameras, factors=factors, seed=seed)
-
-
-SUITES: dict[str, tuple[str, ...]] = {
-    "robosuite": tuple(ROBOSUITE_TASKS),
-    "mt10": (),  # filled lazily from sim_eval.metaworld_env
-}
-
-
-def suite_tasks(suite: str) -> tuple[str, ...]:
-    if suite == "mt10":
-        from sim_eval.metaworld_env import METAWORLD_TASKS
-
-        return tuple(METAWORLD_TASKS)
-    if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; choose from {sorted(SUITES) + ['mt10']}")
-    return SUITES[suite]

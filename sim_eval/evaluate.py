@@ -10,6 +10,7 @@ from typing import Sequence
 
 from sim_eval.factors import FactorSetting
 from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig, run_jobs
+from sim_eval.seeds import episode_seeds
 
 
 def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> list[tuple[str, tuple]]:
@@ -22,6 +23,10 @@ def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> lis
     return conds
 
 
+class EvalError(RuntimeError):
+    """Every episode of an evaluation errored: there is no success rate to report."""
+
+
 def evaluate(
     policy: "str | PolicySource | object" = "expert",
     tasks: Sequence[str] = ("Lift",),
@@ -32,7 +37,8 @@ def evaluate(
     *,
     seed: int = 0,
     factor_seed: int = 0,
-    image_size: int = 96,
+    image_size: int | None = None,
+    embodiment: str | None = None,
     videos_per_condition: int = 2,
     max_steps: int | None = None,
     execute_horizon: int | None = None,
@@ -43,47 +49,63 @@ def evaluate(
     ``policy``: ``"expert"``, a checkpoint dir, ``http://…`` (serve), ``ws://…`` (openpi server), a
     :class:`PolicySource`, or a Policy object (run in-process; ``workers`` must be 1).
     ``factors``: names like ``"lighting@2"`` (severity 0..3, default 2); nominal is always included.
-    Writes ``report.json``, ``report.md``, ``success.png`` and ``videos/*.mp4`` into ``out_dir``.
+    ``embodiment``: the policy's embodiment that drives the tasks' robot (default: the robot's own name);
+    ``image_size``: default the embodiment spec's. Inputs are checked before any worker starts
+    (:func:`sim_eval.checks.resolve_eval`). Episodes that error are reported apart and left out of the
+    success rates; when all of them error, the report is written without a plot and :class:`EvalError`
+    is raised. Writes ``report.json``, ``report.md``, ``success.png`` and ``videos/*.mp4`` into ``out_dir``.
     """
-    obj = None
-    if isinstance(policy, PolicySource):
-        source, label = policy, f"{policy.kind}:{policy.target}" if policy.target else policy.kind
-    elif isinstance(policy, str):
-        source, label = PolicySource.parse(policy), policy
-    else:  # a Policy object: pickled into the worker processes
-        obj, source = policy, PolicySource("object", obj=policy)
-        label = getattr(getattr(policy, "metadata", None), "model", "") or type(policy).__name__
+    from sim_eval.checks import resolve_eval
+
+    if episodes <= 0:
+        raise ValueError(f"--episodes must be > 0, got {episodes}")
+    source, label, obj = _source(policy)
     conds = _conditions(factors, factor_seed)
+    plan = resolve_eval(source, list(tasks), embodiment=embodiment, image_size=image_size, policy=obj)
     # the first seeds of each condition are filmed in the main pass; _record_videos re-runs a seed only
     # when a condition has both outcomes and the filmed ones show just one
-    jobs = [Job(task, seed + i, cond, fs, video=out_dir is not None and i < videos_per_condition)
-            for task in tasks for cond, fs in conds for i in range(episodes)]
-    cfg = RolloutConfig(image_size=image_size, max_steps=max_steps, execute_horizon=execute_horizon)
+    jobs = [Job(task, s, cond, fs, video=out_dir is not None and i < videos_per_condition)
+            for task in tasks for cond, fs in conds for i, s in enumerate(episode_seeds(seed, episodes))]
+    cfg = RolloutConfig(image_size=plan.image_size, embodiment=plan.embodiment, cameras=plan.cameras,
+                        max_steps=max_steps, execute_horizon=execute_horizon)
     t0 = time.perf_counter()
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
                                                  progress=progress))
     seconds = time.perf_counter() - t0
-    errors = [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error]
     from sim_eval.report import summarize
 
     report = {
         "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
-                 "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": image_size,
-                 "seconds": seconds},
+                 "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": plan.image_size,
+                 "embodiment": plan.embodiment, "seconds": seconds},
         "summary": summarize(results),
         "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
-                      "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3)} for r in results],
-        "errors": errors,
+                      "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3),
+                      "error": r.error.splitlines()[0] if r.error else ""} for r in results],
+        "errors": [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error],
         "videos": [],
     }
+    all_errored = all(r.error for r in results)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        if videos_per_condition > 0:
+        if videos_per_condition > 0 and not all_errored:
             report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj,
                                               workers)
         write_report(report, out)
+    if all_errored:
+        raise EvalError(f"all {len(results)} episodes errored (no success rate); first: {report['errors'][0]}")
     return report
+
+
+def _source(policy) -> tuple[PolicySource, str, object]:
+    """(how workers build the policy, its label in the report, the Policy object if one was given)."""
+    if isinstance(policy, PolicySource):
+        return policy, f"{policy.kind}:{policy.target}" if policy.target else policy.kind, None
+    if isinstance(policy, str):
+        return PolicySource.parse(policy), policy, None
+    label = getattr(getattr(policy, "metadata", None), "model", "") or type(policy).__name__
+    return PolicySource("object", obj=policy), label, policy  # pickled into the worker processes
 
 
 def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj, workers: int = 1) -> list[str]:
@@ -111,7 +133,8 @@ def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, 
     vdir.mkdir(parents=True, exist_ok=True)
     names = []
     for res in filmed:
-        name = f"{res.task}_{res.condition.replace('@', '-')}_seed{res.seed}_{'success' if res.success else 'failure'}.mp4"
+        outcome = "success" if res.success else "failure"
+        name = f"{res.task}_{res.condition.replace('@', '-')}_seed{res.seed}_{outcome}.mp4"
         write_video(res.frames, vdir / name)
         names.append(f"videos/{name}")
         res.frames = []
@@ -119,8 +142,10 @@ def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, 
 
 
 def write_report(report: dict, out: Path) -> None:
+    """report.json, report.md and (when any episode ran without error) success.png."""
     from sim_eval.report import plot, to_markdown
 
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(to_markdown(report))
-    plot(report, out / "success.png")
+    if any(row["n"] for row in report["summary"]["rows"]):
+        plot(report, out / "success.png")

@@ -19,15 +19,12 @@ _POS_SCALE = 0.05  # metres per unit of OSC_POSE position action
 _ROT_SCALE = 0.5  # radians per unit of OSC_POSE rotation action
 
 
-def _quat_xyzw_to_mat(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = q / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+def _tu():
+    """robosuite's rotation helpers (quaternions xyzw, as robosuite observations are); imported when a
+    robosuite expert runs, so Meta-World workers never import robosuite."""
+    from robosuite.utils import transform_utils
+
+    return transform_utils
 
 
 def _rot_z(a: float) -> np.ndarray:
@@ -36,18 +33,14 @@ def _rot_z(a: float) -> np.ndarray:
 
 
 def _axis_angle(r: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> axis * angle."""
-    cos = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    if angle < 1e-6:
-        return np.zeros(3)
-    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / (2.0 * np.sin(angle))
-    return axis * angle
+    """Rotation matrix -> axis * angle (angle in [0, pi])."""
+    tu = _tu()
+    return tu.quat2axisangle(tu.mat2quat(r)).astype(np.float64)
 
 
 def _yaw(q: np.ndarray) -> float:
-    m = _quat_xyzw_to_mat(q)
-    return float(np.arctan2(m[1, 0], m[0, 0]))
+    """Heading of an xyzw quaternion about the world z axis."""
+    return _yaw_of(_tu().quat2mat(np.asarray(q)))
 
 
 def _wrap(a: float, period: float) -> float:
@@ -100,16 +93,17 @@ class ScriptedExpert:
         if self.env is None:
             raise RuntimeError(f"{type(self).__name__}: attach(env) before predict (experts read privileged state)")
         if len(observations) != 1:
-            raise ValueError(f"{type(self).__name__}: a scripted expert controls one env; got {len(observations)} observations")
+            raise ValueError(f"{type(self).__name__}: a scripted expert controls one env; "
+                             f"got {len(observations)} observations")
         raw = self.env.raw()
         eef = np.asarray(raw["robot0_eef_pos"], dtype=np.float64)
         quat = np.asarray(raw["robot0_eef_quat"], dtype=np.float64)
         if self._base_rot is None:
-            self._base_rot = _quat_xyzw_to_mat(quat)
+            self._base_rot = _tu().quat2mat(quat)
         target, yaw, grip = self.plan(raw, eef)
         actions = []
         pos = eef.copy()
-        rot = _quat_xyzw_to_mat(quat)
+        rot = _tu().quat2mat(quat)
         for i in range(self.chunk):
             a = np.zeros(7, dtype=np.float32)
             dpos = np.clip(self.gain * (target - pos), -1.0, 1.0)
@@ -119,11 +113,7 @@ class ScriptedExpert:
             actions.append(a)
             # open-loop prediction of where the arm goes (assumes ~60 % tracking per step)
             pos = pos + 0.6 * dpos * _POS_SCALE
-            angle = np.linalg.norm(drot * _ROT_SCALE) * 0.6
-            if angle > 1e-9:
-                axis = drot / np.linalg.norm(drot)
-                k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-                rot = (np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k) @ rot
+            rot = _tu().quat2mat(_tu().axisangle2quat(0.6 * _ROT_SCALE * drot)) @ rot
         self.counter += self.chunk  # phase timers count control steps
         return [np.stack(actions)]
 
@@ -352,7 +342,7 @@ EXPERTS = {"Lift": LiftExpert, "Stack": StackExpert, "PickPlaceCan": PickPlaceCa
 def make_expert(task: str, spec: EmbodimentSpec | None = None, chunk: int = 1, env=None, uses_images: bool = False):
     """The scripted expert for a task (robosuite state machines or Meta-World's own policies)."""
     if task in EXPERTS:
-        from sim_eval.envs import robosuite_panda_spec
+        from sim_eval.tasks import robosuite_panda_spec
 
         expert = EXPERTS[task](spec or robosuite_panda_spec(), chunk=chunk, uses_images=uses_images)
     else:

@@ -91,15 +91,22 @@ def _free_joint_qpos(env, body_name: str) -> slice | None:
     return slice(adr, adr + 7)
 
 
-def _yaw_quat_wxyz(yaw: float) -> np.ndarray:
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+def _axis_angle_quat(axis, angle: float) -> np.ndarray:
+    """MuJoCo (wxyz) quaternion of a rotation by ``angle`` about ``axis``."""
+    import mujoco
+
+    q = np.zeros(4)
+    mujoco.mju_axisAngle2Quat(q, np.asarray(axis, np.float64), float(angle))
+    return q
 
 
-def _quat_mul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MuJoCo (wxyz) quaternion product ``a * b``."""
+    import mujoco
+
+    q = np.zeros(4)
+    mujoco.mju_mulQuat(q, np.asarray(a, np.float64), np.asarray(b, np.float64))
+    return q
 
 
 # -- factors ------------------------------------------------------------------------------------------
@@ -129,8 +136,7 @@ class CameraPose(Factor):
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
         ang = np.deg2rad(4.0 * s.severity) * rng.choice([-1, 1])
-        dq = np.array([np.cos(ang / 2), *(np.sin(ang / 2) * axis)])
-        model.cam_quat[cid] = _quat_mul_wxyz(dq, model.cam_quat[cid])
+        model.cam_quat[cid] = _quat_mul(_axis_angle_quat(axis, ang), model.cam_quat[cid])
 
 
 class Lighting(Factor):
@@ -269,7 +275,7 @@ class ObjectPose(Factor):
             if all(np.linalg.norm(xy - o) > 0.08 for o in others):
                 break
         data.qpos[qs.start:qs.start + 2] = xy
-        data.qpos[qs.start + 3:qs.start + 7] = _yaw_quat_wxyz(rng.uniform(0, 2 * np.pi))
+        data.qpos[qs.start + 3:qs.start + 7] = _axis_angle_quat((0.0, 0.0, 1.0), rng.uniform(0, 2 * np.pi))
         data.qvel[model.jnt_dofadr[model.body_jntadr[model.body_name2id(body)]]:][:6] = 0.0
 
 

@@ -6,34 +6,14 @@ one of the task's 50 MT10 variations (object/goal placements) and seeds the rese
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
-from sim_eval.envs import TaskInfo
+from sim_eval.gl import gl_guard
+from sim_eval.tasks import METAWORLD_TASKS, metaworld_spec  # noqa: F401 - re-exported
 from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-_MT10 = {
-    "reach-v3": ("reach the goal position", ("move the gripper to the target", "go to the goal")),
-    "push-v3": ("push the puck to the goal", ("slide the puck to the target", "shove the puck onto the goal")),
-    "pick-place-v3": ("pick up the puck and place it at the goal", ("move the puck to the target in the air",
-                                                                     "grasp the puck and put it on the goal")),
-    "door-open-v3": ("open the door", ("pull the door open", "swing the door open")),
-    "drawer-open-v3": ("open the drawer", ("pull the drawer out", "slide the drawer open")),
-    "drawer-close-v3": ("close the drawer", ("push the drawer shut", "slide the drawer closed")),
-    "button-press-topdown-v3": ("press the button from the top", ("push the button down", "press down on the button")),
-    "peg-insert-side-v3": ("insert the peg into the hole from the side", ("put the peg in the side hole",
-                                                                          "slide the peg into the hole")),
-    "window-open-v3": ("slide the window open", ("open the window", "push the window open sideways")),
-    "window-close-v3": ("slide the window closed", ("close the window", "push the window shut sideways")),
-}
-METAWORLD_TASKS: dict[str, TaskInfo] = {
-    name: TaskInfo(name, "metaworld", instr, 300, name, "metaworld_sawyer", paraphrases=para)
-    for name, (instr, para) in _MT10.items()
-}
 _CAMERA_MAP = {"agentview": "corner2", "wrist": "gripperPOV"}
 _POLICY_CLASS = {
     "reach-v3": "SawyerReachV3Policy", "push-v3": "SawyerPushV3Policy", "pick-place-v3": "SawyerPickPlaceV3Policy",
@@ -42,24 +22,6 @@ _POLICY_CLASS = {
     "peg-insert-side-v3": "SawyerPegInsertionSideV3Policy", "window-open-v3": "SawyerWindowOpenV3Policy",
     "window-close-v3": "SawyerWindowCloseV3Policy",
 }
-
-
-def metaworld_spec(image_size: int = 96) -> EmbodimentSpec:
-    """Sawyer arm of Meta-World: xyz delta (+gripper) actions, hand xyz + gripper opening state."""
-    return EmbodimentSpec(
-        name="metaworld_sawyer",
-        cameras=("agentview", "wrist"),
-        state_dim=4,
-        action_dim=4,
-        action_space="eef_delta_pos3_gripper1",
-        state_space="eef_pos3_gripper_open1",
-        action_is_delta=(True, True, True, False),
-        gripper_dims=(3,),
-        control_hz=80.0,
-        execute_horizon=8,
-        image_size=(image_size, image_size),
-        description="Meta-World v3 Sawyer: dpos in [-1, 1] (x1/100 m), gripper -1 open / +1 close; images upright.",
-    )
 
 
 _MT10_BENCH = None
@@ -79,11 +41,9 @@ class MetaWorldEnv:
 
     def __init__(self, task: str, image_size: int = 96, cameras: Sequence[str] | None = None,
                  factors: Sequence[Any] = (), seed: int = 0):
-        from sim_eval.envs import _gl_guard
-
         if task not in METAWORLD_TASKS:
             raise ValueError(f"unknown Meta-World MT10 task {task!r}; choose from {sorted(METAWORLD_TASKS)}")
-        _gl_guard()
+        gl_guard()
         bench = _benchmark()
         self.task = METAWORLD_TASKS[task]
         self.image_size = int(image_size)

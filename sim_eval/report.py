@@ -18,7 +18,10 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def summarize(results, nominal: str = "nominal") -> dict:
-    """Aggregate EpisodeResults into per-(task, condition) rows plus per-factor gap/retention vs nominal."""
+    """Aggregate EpisodeResults into per-(task, condition) rows plus per-factor gap/retention vs nominal.
+
+    Errored episodes (``r.error`` set) are counted in ``errors`` and left out of ``n``, the success rate
+    and its CI (``None`` when no episode of a row ran)."""
     from collections import defaultdict
 
     groups: dict[tuple[str, str], list] = defaultdict(list)
@@ -26,34 +29,42 @@ def summarize(results, nominal: str = "nominal") -> dict:
         groups[(r.task, r.condition)].append(r)
     rows = []
     for (task, cond), rs in sorted(groups.items()):
-        n = len(rs)
-        k = sum(r.success for r in rs)
-        lo, hi = wilson(k, n)
+        ran = [r for r in rs if not r.error]
+        n = len(ran)
         rows.append({
             "task": task, "condition": cond, "factor": cond.split("@")[0], "severity": _severity(cond),
-            "n": n, "successes": k, "success_rate": k / n if n else 0.0, "ci95": [lo, hi],
-            "mean_steps": sum(r.steps for r in rs) / n, "mean_queries": sum(r.queries for r in rs) / n,
-            "mean_renders": sum(r.renders for r in rs) / n, "errors": sum(bool(r.error) for r in rs),
-            "failed_seeds": sorted(r.seed for r in rs if not r.success),
+            **_rate(sum(r.success for r in ran), n), "errors": len(rs) - n,
+            "seeds": [min(r.seed for r in rs), max(r.seed for r in rs)],
+            "mean_steps": _mean([r.steps for r in ran]), "mean_queries": _mean([r.queries for r in ran]),
+            "mean_renders": _mean([r.renders for r in ran]),
+            "failed_seeds": sorted(r.seed for r in ran if not r.success),
+            "errored_seeds": sorted(r.seed for r in rs if r.error),
         })
-    nominal_rate = {r["task"]: r["success_rate"] for r in rows if r["condition"] == nominal}
-    for r in rows:
-        base = nominal_rate.get(r["task"])
-        r["gap_vs_nominal"] = None if base is None else r["success_rate"] - base
-        r["retention"] = None if not base else r["success_rate"] / base
-    # overall per condition (across tasks)
+    _add_gaps(rows, {r["task"]: r["success_rate"] for r in rows if r["condition"] == nominal}, key="task")
     overall = []
-    conds = sorted({r["condition"] for r in rows}, key=lambda c: (c != nominal, c))
-    for cond in conds:
+    for cond in sorted({r["condition"] for r in rows}, key=lambda c: (c != nominal, c)):
         rs = [r for r in rows if r["condition"] == cond]
-        n, k = sum(r["n"] for r in rs), sum(r["successes"] for r in rs)
-        lo, hi = wilson(k, n)
-        overall.append({"condition": cond, "n": n, "successes": k, "success_rate": k / n if n else 0.0, "ci95": [lo, hi]})
+        overall.append({"condition": cond, **_rate(sum(r["successes"] for r in rs), sum(r["n"] for r in rs)),
+                        "errors": sum(r["errors"] for r in rs)})
     base = next((o["success_rate"] for o in overall if o["condition"] == nominal), None)
-    for o in overall:
-        o["gap_vs_nominal"] = None if base is None else o["success_rate"] - base
-        o["retention"] = None if not base else o["success_rate"] / base
+    _add_gaps(overall, {None: base}, key=None)
     return {"rows": rows, "overall": overall}
+
+
+def _rate(k: int, n: int) -> dict:
+    """n, successes, success rate and Wilson CI (``None`` for both when n == 0)."""
+    return {"n": n, "successes": k, "success_rate": k / n if n else None, "ci95": list(wilson(k, n)) if n else None}
+
+
+def _mean(xs: list) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _add_gaps(rows: list[dict], base_of: dict, key: str | None) -> None:
+    for r in rows:
+        base, rate = base_of.get(r[key] if key else None), r["success_rate"]
+        r["gap_vs_nominal"] = None if base is None or rate is None else rate - base
+        r["retention"] = None if not base or rate is None else rate / base
 
 
 def _severity(cond: str) -> int:
@@ -66,26 +77,46 @@ def _fmt(x, pct=True) -> str:
     return f"{x:+.1%}" if pct else f"{x:.2f}"
 
 
+def _rate_cells(r: dict) -> str:
+    """``success | 95 % CI | n | errors`` cells of a row."""
+    if r["success_rate"] is None:
+        return f"– | – | 0 | {r['errors']}"
+    lo, hi = r["ci95"]
+    return f"{r['success_rate']:.1%} | [{lo:.2f}, {hi:.2f}] | {r['n']} | {r['errors']}"
+
+
+def _span(values) -> str:
+    values = sorted(set(values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
 def to_markdown(report: dict) -> str:
-    meta = report["meta"]
+    """The report as Markdown: header from the rows themselves (so merged reports stay exact), overall and
+    per-task tables, videos, errors."""
+    meta, rows = report["meta"], report["summary"]["rows"]
+    per_cond = _span(r["n"] + r["errors"] for r in rows) if rows else "0"
+    seeds = f"{min(r['seeds'][0] for r in rows)}..{max(r['seeds'][1] for r in rows)}" if rows else "–"
     lines = [f"# Sim eval: {meta['policy']}", "",
-             f"Tasks: {', '.join(meta['tasks'])} · episodes per condition: {meta['episodes']} · seeds "
-             f"{meta['seed']}..{meta['seed'] + meta['episodes'] - 1} · workers: {meta['workers']} · "
-             f"{meta['seconds']:.0f} s", "",
+             f"Tasks: {', '.join(meta['tasks'])} · episodes per condition: {per_cond}"
+             + (" (n per row below)" if "–" in per_cond else "")
+             + f" · seeds {seeds} · workers: {meta['workers']} · {meta['seconds']:.0f} s", "",
+             "Errored episodes (the policy or simulator failed) are counted apart and not in the success rates.", "",
              "## Overall (all tasks)", "",
-             "| condition | success | 95 % CI (Wilson) | n | gap vs nominal | retention |",
-             "|---|---|---|---|---|---|"]
+             "| condition | success | 95 % CI (Wilson) | n | errors | gap vs nominal | retention |",
+             "|---|---|---|---|---|---|---|"]
     for o in report["summary"]["overall"]:
-        lines.append(f"| {o['condition']} | {o['success_rate']:.1%} | [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] | {o['n']} | "
-                     f"{_fmt(o['gap_vs_nominal'])} | {_fmt(o['retention'], pct=False)} |")
+        lines.append(f"| {o['condition']} | {_rate_cells(o)} | {_fmt(o['gap_vs_nominal'])} | "
+                     f"{_fmt(o['retention'], pct=False)} |")
     lines += ["", "## Per task", "",
-              "| task | condition | success | 95 % CI (Wilson) | n | gap vs nominal | retention | mean steps | queries/ep | renders/ep | failed seeds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in report["summary"]["rows"]:
+              "| task | condition | success | 95 % CI (Wilson) | n | errors | gap vs nominal | retention | mean steps "
+              "| queries/ep | renders/ep | failed seeds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
         failed = ", ".join(map(str, r["failed_seeds"][:10])) + (" …" if len(r["failed_seeds"]) > 10 else "")
-        lines.append(f"| {r['task']} | {r['condition']} | {r['success_rate']:.1%} | [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | "
-                     f"{r['n']} | {_fmt(r['gap_vs_nominal'])} | {_fmt(r['retention'], pct=False)} | {r['mean_steps']:.0f} | "
-                     f"{r['mean_queries']:.1f} | {r['mean_renders']:.1f} | {failed} |")
+        means = " | ".join("–" if r[k] is None else f"{r[k]:{f}}" for k, f in
+                           (("mean_steps", ".0f"), ("mean_queries", ".1f"), ("mean_renders", ".1f")))
+        lines.append(f"| {r['task']} | {r['condition']} | {_rate_cells(r)} | {_fmt(r['gap_vs_nominal'])} | "
+                     f"{_fmt(r['retention'], pct=False)} | {means} | {failed} |")
     if report.get("videos"):
         lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in report["videos"]]
     if report.get("errors"):
@@ -94,44 +125,55 @@ def to_markdown(report: dict) -> str:
 
 
 def plot(report: dict, path) -> None:
-    """Bar chart: success rate with Wilson 95 % CI per condition (one group of bars per task)."""
+    """Write :func:`figure` as a PNG."""
+    fig = figure(report)  # selects the Agg backend before pyplot is imported here
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure(report: dict):
+    """Bar chart: success rate with Wilson 95 % CI per condition (one group of bars per task); each bar is
+    labelled with its rate and n above its CI whisker. Rows without a run episode are left out."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows = report["summary"]["rows"]
+    rows = [r for r in report["summary"]["rows"] if r["n"]]
     tasks = sorted({r["task"] for r in rows})
-    conds = [o["condition"] for o in report["summary"]["overall"]]
+    ran = {r["condition"] for r in rows}
+    conds = [o["condition"] for o in report["summary"]["overall"] if o["condition"] in ran]
     width = 0.8 / max(len(conds), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(tasks) * max(len(conds), 1) * 0.6 + 2), 4.2))
+    fig_w = max(6.0, 0.75 * len(tasks) * max(len(conds), 1) + 2)
+    fig, ax = plt.subplots(figsize=(fig_w, 4.6))
     cmap = plt.get_cmap("tab10")
+    narrow = len(tasks) * len(conds) > 8
     for j, cond in enumerate(conds):
-        xs, ys, lo, hi = [], [], [], []
-        for i, task in enumerate(tasks):
-            r = next((r for r in rows if r["task"] == task and r["condition"] == cond), None)
-            if r is None:
-                continue
-            xs.append(i - 0.4 + width * (j + 0.5))
-            ys.append(r["success_rate"])
-            lo.append(max(0.0, r["success_rate"] - r["ci95"][0]))  # clip float round-off at 0 / 1
-            hi.append(max(0.0, r["ci95"][1] - r["success_rate"]))
+        bars = [(i, r) for i, task in enumerate(tasks) for r in rows if r["task"] == task and r["condition"] == cond]
+        xs = [i - 0.4 + width * (j + 0.5) for i, _ in bars]
+        ys = [r["success_rate"] for _, r in bars]
+        lo = [max(0.0, r["success_rate"] - r["ci95"][0]) for _, r in bars]  # clip float round-off at 0 / 1
+        hi = [max(0.0, r["ci95"][1] - r["success_rate"]) for _, r in bars]
         ax.bar(xs, ys, width * 0.9, yerr=[lo, hi], capsize=3, label=cond, color=cmap(j % 10),
                edgecolor="black" if cond == "nominal" else None)
-        for x, y in zip(xs, ys):
-            ax.text(x, 0.02, f"{y:.0%}", ha="center", va="bottom", fontsize=7, rotation=90 if len(conds) > 4 else 0)
+        for x, (_, r) in zip(xs, bars):  # above the whisker: never on top of the error bar
+            label = f"{r['success_rate']:.0%} n={r['n']}" if narrow else f"{r['success_rate']:.0%}\nn={r['n']}"
+            ax.text(x, r["ci95"][1] + 0.02, label, ha="center", va="bottom", fontsize=7, rotation=90 if narrow else 0)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.32 if narrow else 1.22)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("success rate (Wilson 95 % CI)")
-    ns = sorted({r["n"] for r in rows})
-    n_text = f"n={ns[0]} per bar" if len(ns) == 1 else f"n={ns[0]}-{ns[-1]} per bar"
-    ax.set_title(f"{report['meta']['policy']}: success by factor ({n_text})")
+    title = f"{report['meta']['policy']}: success by condition"
+    ax.set_title("\n".join(textwrap.wrap(title, width=int(fig_w * 11))), fontsize=10)
     ax.legend(fontsize=8, ncol=min(len(conds), 4), loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def write_video(frames, path, fps: int = 20, scale: int = 2) -> None:

@@ -11,9 +11,11 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from sim_eval.seeds import query_seed
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,6 @@ class PolicySource:
 
     kind: str
     target: str = ""
-    embodiment: str | None = None
     chunk: int = 1  # scripted experts only: actions per predicted chunk
     expert_uses_images: bool = False  # scripted experts only: render at queries as if the policy looked
     obj: Any = field(default=None, compare=False, repr=False)  # kind "object": a picklable Policy instance
@@ -73,8 +74,11 @@ class Job:
     record: bool = False  # keep every step's observation + action (demo collection)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EpisodeResult:
+    """One episode's outcome (built by keyword). ``error``: set when the episode could not run; such an
+    episode is neither a success nor a failure (reports count it apart)."""
+
     task: str
     seed: int
     condition: str
@@ -91,6 +95,8 @@ class EpisodeResult:
 @dataclass(frozen=True)
 class RolloutConfig:
     image_size: int = 96
+    embodiment: str | None = None  # the policy's embodiment driving the robot (default: the env's own)
+    cameras: tuple[str, ...] | None = None  # cameras rendered (default: the env's)
     render_every_step: bool = False  # the naive baseline: render each step even if the policy does not query
     max_steps: int | None = None  # default: the task's own limit
     execute_horizon: int | None = None  # default: the embodiment's execute_horizon
@@ -105,14 +111,15 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
     env.renders = 0
     policy.reset()
     obs = env.reset(job.seed, render=uses_images or record)
-    horizon = cfg.execute_horizon or env.spec.execute_horizon
+    embodiment = cfg.embodiment or env.spec.name
+    horizon = cfg.execute_horizon or _policy_spec(policy, embodiment, env.spec).execute_horizon
     max_steps = cfg.max_steps or env.max_steps
     frames: list[np.ndarray] = []
     rec: dict[str, list] = {"images": [], "state": [], "action": []}
     queries, success, done = 0, False, False
-    embodiment = env.spec.name
     while not done:
-        chunk = np.asarray(policy.predict([obs], embodiment=embodiment, seed=job.seed * 100_003 + env.t)[0], np.float32)
+        chunk = policy.predict([obs], embodiment=embodiment, seed=query_seed(job.seed, env.t))[0]
+        chunk = np.asarray(chunk, np.float32)
         queries += 1
         if chunk.ndim != 2 or chunk.shape[1] != env.spec.action_dim or len(chunk) == 0:
             raise ValueError(f"{job.task} seed {job.seed}: policy returned a chunk of shape {list(chunk.shape)}, "
@@ -147,8 +154,15 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
             "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
                          "condition": job.condition},
         }
-    return EpisodeResult(job.task, job.seed, job.condition, bool(success), env.t, queries, env.renders,
-                         time.perf_counter() - t0, frames, episode)
+    return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=bool(success), steps=env.t,
+                         queries=queries, renders=env.renders, seconds=time.perf_counter() - t0, frames=frames,
+                         episode=episode)
+
+
+def _policy_spec(policy, embodiment: str, default):
+    """The policy's spec of ``embodiment`` (its execute horizon), else ``default`` (the env's)."""
+    meta = getattr(policy, "metadata", None)
+    return getattr(meta, "embodiments", {}).get(embodiment, default) if meta is not None else default
 
 
 def _frame(env) -> np.ndarray:
@@ -185,7 +199,8 @@ def _get(task: str, factors: tuple):
             old = next(iter(envs))
             envs.pop(old).close()
             _W["policies"].pop(old, None)
-        envs[key] = make_env(task, image_size=_W["cfg"].image_size, factors=factors, seed=0)
+        cfg: RolloutConfig = _W["cfg"]
+        envs[key] = make_env(task, image_size=cfg.image_size, cameras=cfg.cameras, factors=factors, seed=0)
     env = envs[key]
     source: PolicySource = _W["source"]
     pkey = key if source.kind == "expert" else "shared"
@@ -204,8 +219,8 @@ def _run_job(job: Job) -> EpisodeResult:
     except Exception as e:  # noqa: BLE001 - reported per episode, the run goes on
         import traceback
 
-        return EpisodeResult(job.task, job.seed, job.condition, False, 0, 0, 0, 0.0,
-                             error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
+        return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0, queries=0,
+                             renders=0, seconds=0.0, error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
 
 
 def run_jobs(

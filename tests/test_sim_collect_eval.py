@@ -142,7 +142,8 @@ def test_plot_handles_ci_round_off(tmp_path):
     from sim_eval.report import plot, summarize, to_markdown
     from sim_eval.rollout import EpisodeResult
 
-    results = [EpisodeResult("Lift", s, c, ok, 40, 5, 10, 1.0) for c, oks in
+    results = [EpisodeResult(task="Lift", seed=s, condition=c, success=bool(ok), steps=40, queries=5, renders=10,
+                             seconds=1.0) for c, oks in
                (("nominal", [1] * 6), ("object_size@3", [1, 1, 1, 1, 0, 1])) for s, ok in enumerate(oks)]
     summary = summarize(results)
     gap = {r["condition"]: r["gap_vs_nominal"] for r in summary["rows"]}

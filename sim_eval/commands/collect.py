@@ -14,16 +14,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     parser.add_argument("--name", default=None, help="dataset name (default <task>_expert)")
     parser.add_argument("--max-attempts", type=int, default=None, help="episodes to try at most (default 2N+10)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="step limit per episode; demos not done by then are discarded (default: the task's)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
 
 
 def main(args: argparse.Namespace) -> int:
-    from sim_eval.collect import collect
+    from sim_eval.collect import DatasetExistsError, collect
 
-    s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size, seed=args.seed,
-                dataset_name=args.name, max_attempts=args.max_attempts, overwrite=args.overwrite)
-    print(s.line())
+    try:
+        s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size,
+                    seed=args.seed, dataset_name=args.name, max_attempts=args.max_attempts, max_steps=args.max_steps,
+                    overwrite=args.overwrite)
+    except DatasetExistsError as e:
+        raise ValueError(f"{e.path} already holds a dataset: pass --overwrite to replace it, "
+                         "or choose another --out/--name") from None
+    print(s.line(), flush=True)
     if s.recorded < s.requested:
-        print(f"vla collect: only {s.recorded} of {s.requested} episodes succeeded within {args.max_attempts or 2 * s.requested + 10} attempts")
+        attempts = args.max_attempts or 2 * s.requested + 10
+        print(f"vla collect: only {s.recorded} of {s.requested} episodes succeeded within {attempts} attempts")
         return 1
     return 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="expert",
-                        help="'expert' (scripted), a checkpoint dir, http://host:port (vla serve) or ws://host:port (openpi)")
-    parser.add_argument("--suite", default=None, help="robosuite (Lift, Stack, PickPlaceCan, Door) | mt10 (Meta-World)")
+    parser.add_argument("--policy", default="expert", help="'expert' (scripted), a checkpoint dir, "
+                        "http://host:port (vla serve) or ws://host:port (openpi)")
+    parser.add_argument("--suite", default=None,
+                        help="robosuite (Lift, Stack, PickPlaceCan, Door) | mt10 (Meta-World)")
     parser.add_argument("--task", nargs="*", default=None, help="task name(s); default: the suite's tasks, or Lift")
     parser.add_argument("--factors", nargs="*", default=[],
                         help="factor[@severity 0..3] ...: camera_pose lighting table_color object_color object_size "
@@ -17,32 +19,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     parser.add_argument("--factor-seed", type=int, default=0, help="seed of the factor draws (default 0)")
-    parser.add_argument("--image-size", type=int, default=96, help="camera image size in px (default 96)")
+    parser.add_argument("--embodiment", default=None,
+                        help="the policy's embodiment that drives the task's robot, e.g. one fine-tuned under "
+                             "another name (default: the robot's own, e.g. robosuite_panda)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="camera image size in px (default: the policy embodiment's, else 96)")
     parser.add_argument("--videos", type=int, default=2, help="mp4 rollouts per task and condition (default 2)")
     parser.add_argument("--max-steps", type=int, default=None, help="override the per-task step limit")
     parser.add_argument("--execute-horizon", type=int, default=None,
-                        help="actions of each predicted chunk executed before re-querying (default: the embodiment's, 8)")
+                        help="actions of each predicted chunk executed before re-querying (default: the embodiment's)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
 def main(args: argparse.Namespace) -> int:
-    from sim_eval.envs import suite_tasks
-    from sim_eval.evaluate import evaluate
-    from sim_eval.factors import FACTORS
+    from sim_eval.evaluate import EvalError, evaluate
+    from sim_eval.tasks import suite_tasks
 
     tasks = args.task or (list(suite_tasks(args.suite)) if args.suite else ["Lift"])
-    for f in args.factors:
-        if f.partition("@")[0] not in FACTORS:
-            raise ValueError(f"unknown factor {f!r}; choose from {sorted(FACTORS)}")
-    report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
-                      factor_seed=args.factor_seed, image_size=args.image_size, videos_per_condition=args.videos,
-                      max_steps=args.max_steps, execute_horizon=args.execute_horizon)
-    print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'gap':>8}")
+    try:
+        report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
+                          factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
+                          videos_per_condition=args.videos, max_steps=args.max_steps,
+                          execute_horizon=args.execute_horizon)
+    except EvalError as e:
+        print(f"vla eval: error: {e}; see {args.out}/report.md (no plot written)", file=sys.stderr)
+        return 1
+    print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}")
     for o in report["summary"]["overall"]:
         gap = "" if o["gap_vs_nominal"] is None else f"{o['gap_vs_nominal']:+.1%}"
-        print(f"{o['condition']:<20} {o['success_rate']:>8.1%} [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] {o['n']:>4} {gap:>8}")
+        rate, ci = ("–", "–") if o["success_rate"] is None else (f"{o['success_rate']:.1%}",
+                                                                  "[{:.2f}, {:.2f}]".format(*o["ci95"]))
+        print(f"{o['condition']:<20} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if report["errors"]:
-        print(f"{len(report['errors'])} episode(s) errored, first: {report['errors'][0]}")
+        print(f"{len(report['errors'])} episode(s) errored (not counted in the success rates), "
+              f"first: {report['errors'][0]}", file=sys.stderr)
         return 1
     return 0

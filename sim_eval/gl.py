@@ -1,0 +1,20 @@
+"""MuJoCo's OpenGL setup shared by every sim env (robosuite and Meta-World)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def gl_guard() -> None:
+    """TensorFlow (imported with global symbols) breaks Mesa's llvmpipe JIT: rendering then segfaults.
+    When TF is already loaded in this process, fall back to the LLVM-free softpipe rasterizer (slow; the
+    rollout/collect/eval paths avoid this by running MuJoCo in fresh worker processes)."""
+    egl = os.environ.get("MUJOCO_GL", "egl") == "egl"
+    if "tensorflow" in sys.modules and egl and not os.environ.get("GALLIUM_DRIVER"):
+        os.environ["GALLIUM_DRIVER"] = "softpipe"
+        warnings.warn("sim_eval: tensorflow is loaded in this process; rendering with Mesa softpipe (slow). "
+                      "Run MuJoCo in worker processes (sim_eval.rollout.run_jobs) for llvmpipe speed.", stacklevel=3)

@@ -8,10 +8,8 @@ embodiment that drives the task's robot (``--embodiment`` or the task's own) and
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
@@ -98,27 +96,10 @@ def policy_specs(source, policy=None) -> dict[str, EmbodimentSpec] | None:
 
 def checkpoint_specs(path: str) -> dict[str, EmbodimentSpec]:
     """A checkpoint directory's embodiment specs, read from its JSON files (no weights loaded)."""
-    root = Path(path)
-    _check_checkpoint_dir(root)
-    try:
-        meta = json.loads((root / "config.json").read_text())
-        names = list(meta["embodiment_ids"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{root / 'config.json'}: not a valid checkpoint config ({e})") from None
-    specs = {}
-    for name in names:
-        f = root / "embodiments" / f"{name}.json"
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: embodiment {name!r} listed in config.json but its spec is missing")
-        specs[name] = EmbodimentSpec.load(f)
-    return specs
+    from vla.checkpoint import read_embodiments, read_meta
 
-
-def _check_checkpoint_dir(root: Path) -> None:
-    if (root / "config.json").is_file():
-        return
-    hint = f"; did you mean {root / 'policy'}?" if (root / "policy" / "config.json").is_file() else ""
-    raise FileNotFoundError(f"--policy {root}: not a VLA checkpoint (no config.json){hint}")
+    meta = read_meta(path, flag="--policy")  # no such dir / a training run's folder: "did you mean …/policy?"
+    return {spec.name: spec for spec in read_embodiments(path, meta.embodiment_ids)}
 
 
 def _server_specs(url: str) -> dict[str, EmbodimentSpec]:

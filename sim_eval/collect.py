@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig, run_jobs
+from sim_eval.rollout import Job, PolicySource, RolloutConfig, run_jobs
 from sim_eval.seeds import episode_seeds
 
 VERSION = "1.0.0"
@@ -62,11 +62,14 @@ def collect(
 ) -> CollectSummary:
     """Record ``episodes`` successful expert demos of ``task`` into ``out_dir/<name>/1.0.0`` (RLDS).
 
-    Seeds ``seed, seed+1, ...`` are tried until enough succeed or ``max_attempts`` (default 2N+10)
-    episodes ran; failed ones (including those not done within ``max_steps``, default the task's
+    Seeds ``seed, seed+1, ...`` are tried in order (by one pool of ``workers`` that runs ahead) until
+    enough succeed or ``max_attempts`` (default 2N+10) episodes ran: the demos are the first N
+    successful seeds. Failed ones (including those not done within ``max_steps``, default the task's
     limit) are discarded and counted. An existing non-empty dataset raises :class:`DatasetExistsError`
     unless ``overwrite``.
     """
+    from tqdm import tqdm
+
     from data_pipelines.rlds.writer import write_rlds
     from sim_eval.tasks import task_info, task_spec
 
@@ -82,30 +85,38 @@ def collect(
     stats = {"ok": 0, "failed": 0, "errors": 0, "steps": 0}
     t0 = time.perf_counter()
 
+    # one bar for the whole collection, opened before the writer's own (so it stays the top line and
+    # ends with a newline: what is printed next starts on a line of its own)
+    bar = tqdm(total=episodes, desc=f"collect {task}", unit="demo", disable=not progress, dynamic_ncols=True)
+
     def episodes_iter() -> Iterator[dict]:
-        tried = 0
-        while stats["ok"] < episodes and tried < limit:
-            n = min(limit - tried, max(episodes - stats["ok"], 1) + (2 if tried else 0))
-            jobs = [Job(task, s, factors=tuple(factors), record=True) for s in episode_seeds(seed + tried, n)]
-            tried += n
-            results: list[EpisodeResult] = list(run_jobs(jobs, PolicySource("expert"), cfg, workers=workers,
-                                                         desc=f"collect {task}", progress=progress))
-            for res in sorted(results, key=lambda r: r.seed):  # deterministic order
+        jobs = [Job(task, s, factors=tuple(factors), record=True) for s in episode_seeds(seed, limit)]
+        results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True)
+        try:
+            for tried, res in enumerate(results, 1):
                 if res.error:
                     stats["errors"] += 1
-                    print(f"[collect] {task} seed {res.seed}: error: {res.error.splitlines()[0]}")
+                    bar.write(f"[collect] {task} seed {res.seed}: error: {res.error.splitlines()[0]}")
                 elif not res.success:
                     stats["failed"] += 1
-                elif stats["ok"] < episodes:
+                else:
                     stats["ok"] += 1
                     stats["steps"] += res.steps
+                    bar.update(1)
                     yield res.episode
+                bar.set_postfix(tried=tried)
+                if stats["ok"] >= episodes:
+                    break
+        finally:
+            results.close()  # stops the workers still running ahead
 
     try:
         written = write_rlds(episodes_iter(), out_dir, path.parent.name, spec, version=VERSION, overwrite=overwrite,
                              description=f"scripted-expert demos of {task} ({info.instruction!r}), sim_eval collect")
     except FileExistsError:  # created by someone else meanwhile
         raise DatasetExistsError(path) from None
+    finally:
+        bar.close()
     summary = CollectSummary(task=task, requested=episodes, recorded=stats["ok"], discarded=stats["failed"],
                              errors=stats["errors"], path=str(written), steps=stats["steps"],
                              seconds=time.perf_counter() - t0)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sim_eval.gl import gl_guard
-from sim_eval.logs import quiet_robosuite
+from sim_eval.logs import import_robosuite
 from sim_eval.tasks import (  # noqa: F401 - re-exported: the registry's public names
     METAWORLD_TASKS,
     ROBOSUITE_TASKS,
@@ -50,8 +50,7 @@ class RobosuiteEnv:
         seed: int = 0,
     ):
         gl_guard()
-        quiet_robosuite()
-        import robosuite as suite
+        suite = import_robosuite()
 
         if task not in ROBOSUITE_TASKS:
             raise ValueError(f"unknown robosuite task {task!r}; choose from {sorted(ROBOSUITE_TASKS)}")

@@ -23,10 +23,6 @@ def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> lis
     return conds
 
 
-class EvalError(RuntimeError):
-    """Every episode of an evaluation errored: there is no success rate to report."""
-
-
 def evaluate(
     policy: "str | PolicySource | object" = "expert",
     tasks: Sequence[str] = ("Lift",),
@@ -51,9 +47,9 @@ def evaluate(
     ``factors``: names like ``"lighting@2"`` (severity 0..3, default 2); nominal is always included.
     ``embodiment``: the policy's embodiment that drives the tasks' robot (default: the robot's own name);
     ``image_size``: default the embodiment spec's. Inputs are checked before any worker starts
-    (:func:`sim_eval.checks.resolve_eval`). Episodes that error are reported apart and left out of the
-    success rates; when all of them error, the report is written without a plot and :class:`EvalError`
-    is raised. Writes ``report.json``, ``report.md``, ``success.png`` and ``videos/*.mp4`` into ``out_dir``.
+    (:func:`sim_eval.checks.resolve_eval`). Episodes that error are listed apart (``errors``) and left out
+    of the success rates (``None`` where no episode ran). Writes ``report.json``, ``report.md``,
+    ``success.png`` (not when every episode errored) and ``videos/*.mp4`` into ``out_dir``.
     """
     from sim_eval.checks import resolve_eval
 
@@ -85,16 +81,13 @@ def evaluate(
         "errors": [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error],
         "videos": [],
     }
-    all_errored = all(r.error for r in results)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        if videos_per_condition > 0 and not all_errored:
+        if videos_per_condition > 0 and len(report["errors"]) < len(results):
             report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj,
                                               workers)
         write_report(report, out)
-    if all_errored:
-        raise EvalError(f"all {len(results)} episodes errored (no success rate); first: {report['errors'][0]}")
     return report
 
 

@@ -1,9 +1,9 @@
 """Targeted filters for log lines of the simulators that tell a user of these tasks nothing.
 
 robosuite logs install hints on import (no private macro file, optional robosuite_models and mink IK
-packages missing) and, per env, that the BASIC controller config names body parts a Panda does not
-have. Only those messages are dropped; every other robosuite warning (e.g. a joint limit reached)
-still shows.
+packages missing) and, per env, which controller file it loads (INFO) and that the BASIC controller
+config names body parts a Panda does not have. Only those are dropped; every other robosuite warning
+(e.g. a joint limit reached) still shows.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ class _DropIrrelevant(logging.Filter):
         return not str(record.msg).startswith(_IRRELEVANT)
 
 
-def quiet_robosuite() -> None:
-    """Install the filter on robosuite's logger (call before ``import robosuite``; idempotent)."""
+def import_robosuite():
+    """``import robosuite`` with its logger filtered (hints dropped, INFO off, warnings kept)."""
     logger = logging.getLogger("robosuite_logs")
     if not any(isinstance(f, _DropIrrelevant) for f in logger.filters):
-        logger.addFilter(_DropIrrelevant())
+        logger.addFilter(_DropIrrelevant())  # before the import: its hints are logged while importing
+    import robosuite
+
+    logger.setLevel(logging.WARNING)  # robosuite sets INFO while importing
+    return robosuite

@@ -104,65 +104,55 @@ class RolloutConfig:
 
 
 def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> EpisodeResult:
-    """One episode of ``policy`` in ``env`` (already built with ``job``'s factors)."""
+    """One episode of ``policy`` in ``env`` (already built with ``job``'s factors).
+
+    Chunks are executed by the robot-side client's :class:`ChunkBroker` (the one home of "execute the
+    chunk, query only when it runs out"); cameras are rendered only when the broker will query (or
+    every step when recording a demo)."""
+    from serve.client import ChunkBroker
+
     t0 = time.perf_counter()
     uses_images = bool(getattr(policy, "metadata", None) is None or policy.metadata.extra.get("uses_images", True))
     record, video = job.record, job.video
     env.renders = 0
     policy.reset()
     obs = env.reset(job.seed, render=uses_images or record)
-    embodiment = cfg.embodiment or env.spec.name
-    horizon = cfg.execute_horizon or _policy_spec(policy, embodiment, env.spec).execute_horizon
+    broker = ChunkBroker(policy, execute_horizon=cfg.execute_horizon, embodiment=cfg.embodiment or env.spec.name,
+                         seed=lambda t: query_seed(job.seed, t), action_dim=env.spec.action_dim)
     max_steps = cfg.max_steps or env.max_steps
     frames: list[np.ndarray] = []
-    rec: dict[str, list] = {"images": [], "state": [], "action": []}
-    queries, success, done = 0, False, False
+    steps: list[tuple[dict, np.ndarray, np.ndarray]] = []  # (images, state, action) when recording
+    done = success = False
     while not done:
-        chunk = policy.predict([obs], embodiment=embodiment, seed=query_seed(job.seed, env.t))[0]
-        chunk = np.asarray(chunk, np.float32)
-        queries += 1
-        if chunk.ndim != 2 or chunk.shape[1] != env.spec.action_dim or len(chunk) == 0:
-            raise ValueError(f"{job.task} seed {job.seed}: policy returned a chunk of shape {list(chunk.shape)}, "
-                             f"expected [H, {env.spec.action_dim}]")
-        for i, action in enumerate(chunk[:horizon]):
-            if record:
-                rec["images"].append(obs["images"])
-                rec["state"].append(obs["state"])
-                rec["action"].append(action)
-            if video and env.t % cfg.video_every == 0:
-                frames.append(_frame(env))
-            done, success = env.step(action)
-            done = done or env.t >= max_steps
-            if done:
-                break
-            last = i == min(horizon, len(chunk)) - 1
-            # render only when the policy will look at the images: at the next query, or every step when recording
-            obs = env.observe(render=record or cfg.render_every_step or (uses_images and last))
+        if video and env.t % cfg.video_every == 0:
+            frames.append(_frame(env))
+        action = broker.act(obs)
+        if record:
+            steps.append((obs["images"], obs["state"], action))
+        done, success = env.step(action)
+        done = done or env.t >= max_steps
+        if not done:
+            render = record or cfg.render_every_step or (uses_images and broker.needs_observation)
+            obs = env.observe(render=render)
     if video:
         frames.append(_frame(env))
-    episode = None
-    if record:
-        episode = {
-            "steps": {
-                "observation": {
-                    **{c: np.stack([im[c] for im in rec["images"]]) for c in env.cameras},
-                    "state": np.stack(rec["state"]).astype(np.float32),
-                },
-                "action": np.stack(rec["action"]).astype(np.float32),
-                "language_instruction": env.instruction,
-            },
-            "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
-                         "condition": job.condition},
-        }
     return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=bool(success), steps=env.t,
-                         queries=queries, renders=env.renders, seconds=time.perf_counter() - t0, frames=frames,
-                         episode=episode)
+                         queries=broker.queries, renders=env.renders, seconds=time.perf_counter() - t0, frames=frames,
+                         episode=_episode(env, job, steps) if record else None)
 
 
-def _policy_spec(policy, embodiment: str, default):
-    """The policy's spec of ``embodiment`` (its execute horizon), else ``default`` (the env's)."""
-    meta = getattr(policy, "metadata", None)
-    return getattr(meta, "embodiments", {}).get(embodiment, default) if meta is not None else default
+def _episode(env, job: Job, steps: list) -> dict:
+    """Recorded steps in the RLDS writer's episode format."""
+    return {
+        "steps": {
+            "observation": {**{c: np.stack([im[c] for im, _, _ in steps]) for c in env.cameras},
+                            "state": np.stack([s for _, s, _ in steps]).astype(np.float32)},
+            "action": np.stack([a for _, _, a in steps]).astype(np.float32),
+            "language_instruction": env.instruction,
+        },
+        "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
+                     "condition": job.condition},
+    }
 
 
 def _frame(env) -> np.ndarray:
@@ -232,8 +222,10 @@ def run_jobs(
     policy=None,
     progress: bool = True,
     in_process: bool = False,
+    ordered: bool = False,
 ) -> Iterator[EpisodeResult]:
-    """Yield results (in completion order) of ``jobs`` run by ``workers`` spawned processes.
+    """Yield results (in completion order, or in job order with ``ordered``) of ``jobs`` run by
+    ``workers`` spawned processes. Closing the generator early stops the workers.
 
     Workers are fresh interpreters (MuJoCo's CPU renderer crashes in a process that has loaded
     TensorFlow, as the data pipeline does). ``policy``: a Policy object (e.g. the fine-tuning loop's
@@ -258,7 +250,7 @@ def run_jobs(
             return
         ctx = mp.get_context("spawn")  # EGL/MuJoCo state must not be forked
         with ctx.Pool(max(1, min(workers, len(jobs))), initializer=_worker_init, initargs=(source, cfg)) as pool:
-            for res in pool.imap_unordered(_run_job, jobs, chunksize=1):
+            for res in (pool.imap if ordered else pool.imap_unordered)(_run_job, jobs, chunksize=1):
                 ok += res.success
                 bar.update(1)
                 bar.set_postfix(success=f"{ok}/{bar.n}")

@@ -37,10 +37,14 @@ def _run(args):
 
 def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    p = _run(["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
-              "--image-size", "64"])
+    args = ["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
+            "--image-size", "64"]
+    p = _run(args)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    assert "recorded 2/2 successful episodes" in p.stdout and "discarded 0 failed" in p.stdout
+    assert p.stdout.splitlines()[-1].startswith("Lift: recorded 2/2 successful episodes")  # a line of its own
+    assert "discarded 0 failed" in p.stdout
+    assert p.stderr.endswith("\n")  # the progress bar ends its line: nothing gets glued to it
+    assert "[robosuite" not in p.stderr  # install hints and per-env controller notes are filtered
     path = tmp_path / "lift_expert" / "1.0.0"
     r = _run(["-c", _READ, str(path)])
     assert r.returncode == 0, r.stderr[-2000:]
@@ -52,18 +56,49 @@ def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
         assert ep["prompt"] == "pick up the red cube" and ep["last_grip"] == 1.0  # ends holding the cube
     summary = json.loads((path / "collect_summary.json").read_text())
     assert summary["recorded"] == 2 and summary["discarded"] == 0
+    again = _run(args)  # into the existing dataset: one line naming the flag, the data untouched
+    assert again.returncode == 1 and again.stderr.strip().splitlines() == [
+        f"vla collect: error: {path} already holds a dataset: pass --overwrite to replace it, "
+        "or choose another --out/--name"], again.stderr
+    assert json.loads((path / "collect_summary.json").read_text()) == summary
 
 
-def test_collect_discards_failures(tmp_path):
+_COLLECT_THEN_READ = """
+import dataclasses, json, sys
+from sim_eval.collect import collect
+s = collect("Lift", int(sys.argv[2]), sys.argv[1], workers=1, image_size=48, max_attempts=4, max_steps=int(sys.argv[3]),
+            progress=False)  # MuJoCo runs in a worker process; TensorFlow (writer, reader) only here
+import tensorflow_datasets as tfds
+ds = tfds.builder_from_directory(s.path).as_dataset(split="train")
+episodes = [{"seed": int(e["episode_metadata"]["seed"]), "T": len(list(e["steps"]))} for e in ds]
+print(json.dumps({"summary": dataclasses.asdict(s), "episodes": episodes}))
+"""
+
+
+@pytest.mark.slow  # ~25 s: 4 expert episodes here, then collect + TFDS read in one subprocess
+def test_collect_keeps_exactly_the_successful_episodes(tmp_path):
+    """A step limit the expert misses on some seeds (known from running them here first) makes those
+    episodes fail; the dataset read back with TFDS holds exactly the others, at their lengths."""
     pytest.importorskip("tensorflow_datasets")
-    code = ("import sys, json; from sim_eval.collect import collect; "
-            "s = collect('Lift', 2, sys.argv[1], workers=1, image_size=48, factors=['dynamics@3'], max_attempts=4, "
-            "progress=False); print(json.dumps(s.__dict__))")
-    p = _run(["-c", code, str(tmp_path)])
+    from sim_eval.envs import make_env
+    from sim_eval.experts import make_expert
+    from sim_eval.rollout import Job, run_episode
+
+    env = make_env("Lift", image_size=48)
+    expert = make_expert("Lift", env=env)
+    steps = {s: run_episode(env, expert, Job("Lift", s)).steps for s in range(4)}
+    env.close()
+    limit = sorted(steps.values())[1]
+    kept = [s for s in range(4) if steps[s] <= limit]
+    assert 0 < len(kept) < 4, steps  # the limit splits the seeds (Lift: 49, 44, 45, 55 steps)
+    p = _run(["-c", _COLLECT_THEN_READ, str(tmp_path), str(len(kept)), str(limit)])
     assert p.returncode == 0, p.stderr[-2000:]
-    s = json.loads(p.stdout.strip().splitlines()[-1])
-    # whatever happens, only successes are written and the counts add up
-    assert s["recorded"] + s["discarded"] + s["errors"] >= 2 and s["recorded"] <= 2
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    s, episodes = out["summary"], out["episodes"]
+    tried = range(max(kept) + 1)  # seeds in order until enough succeeded
+    assert (s["recorded"], s["discarded"], s["errors"]) == (len(kept), sum(steps[x] > limit for x in tried), 0)
+    assert sorted(e["seed"] for e in episodes) == kept
+    assert all(e["T"] == steps[e["seed"]] for e in episodes)
 
 
 @pytest.mark.slow

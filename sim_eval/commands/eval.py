@@ -32,17 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from sim_eval.evaluate import EvalError, evaluate
+    from sim_eval.evaluate import evaluate
     from sim_eval.tasks import suite_tasks
 
     tasks = args.task or (list(suite_tasks(args.suite)) if args.suite else ["Lift"])
-    try:
-        report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
-                          factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
-                          videos_per_condition=args.videos, max_steps=args.max_steps,
-                          execute_horizon=args.execute_horizon)
-    except EvalError as e:
-        print(f"vla eval: error: {e}; see {args.out}/report.md (no plot written)", file=sys.stderr)
+    report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
+                      factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
+                      videos_per_condition=args.videos, max_steps=args.max_steps, execute_horizon=args.execute_horizon)
+    errors = report["errors"]
+    if len(errors) == len(report["episodes"]):
+        print(f"vla eval: error: all {len(errors)} episodes errored (no success rate, no plot; see "
+              f"{args.out}/report.md), first: {errors[0]}", file=sys.stderr)
         return 1
     print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}")
     for o in report["summary"]["overall"]:
@@ -51,8 +51,8 @@ def main(args: argparse.Namespace) -> int:
                                                                   "[{:.2f}, {:.2f}]".format(*o["ci95"]))
         print(f"{o['condition']:<20} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
-    if report["errors"]:
-        print(f"{len(report['errors'])} episode(s) errored (not counted in the success rates), "
-              f"first: {report['errors'][0]}", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",
+              file=sys.stderr)
         return 1
     return 0

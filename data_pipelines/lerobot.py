@@ -171,7 +171,8 @@ class LeRobotSource:
     def _data_path(self, ep: dict) -> Path:
         tmpl = self.info["data_path"]
         if self.v3:
-            return self.dir / tmpl.format(chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"]))
+            return self.dir / tmpl.format(chunk_index=int(ep["data/chunk_index"]),
+                                          file_index=int(ep["data/file_index"]))
         chunk = int(ep["episode_index"]) // int(self.info.get("chunks_size", 1000))
         return self.dir / tmpl.format(episode_chunk=chunk, episode_index=int(ep["episode_index"]))
 

@@ -3,8 +3,8 @@
 Feature specs are transcribed from each dataset's TFDS catalog page
 (``https://www.tensorflow.org/datasets/catalog/<name>``, "Feature structure") and checked against the
 datasets' ``features.json`` (image encodings: jpeg where published as jpeg, else the TFDS default
-png); the Octo/OpenVLA ``bridge_dataset`` layout from its ``features.json``. Standardized vocabulary: cameras ``primary``
-(third person), ``secondary``/``tertiary`` (more third-person views), ``wrist``; actions keep each
+png); the Octo/OpenVLA ``bridge_dataset`` layout from its ``features.json``. Standardized vocabulary:
+cameras ``primary`` (third person), ``secondary``/``tertiary`` (more third-person views), ``wrist``; actions keep each
 robot's own dims with the gripper made uniform (``[0, 1]``, 1 = open); state is the robot's own
 proprioception (listed per entry).
 """
@@ -16,7 +16,8 @@ from data_pipelines.rlds.features import image, scalar, steps, tensor, text
 from data_pipelines.standardize import DatasetEntry, KeyMapping
 
 _CATALOG = "https://www.tensorflow.org/datasets/catalog/"
-_RLDS = {"is_first": scalar("bool"), "is_last": scalar("bool"), "is_terminal": scalar("bool"), "reward": scalar("float32")}
+_RLDS = {"is_first": scalar("bool"), "is_last": scalar("bool"), "is_terminal": scalar("bool"),
+         "reward": scalar("float32")}
 _NL = {"natural_language_embedding": tensor((512,)), "natural_language_instruction": tensor((), "string")}
 _RT1_ACTION = {  # RT-1 style dict action (fractal, kuka)
     "base_displacement_vector": tensor((2,)),
@@ -35,7 +36,8 @@ FEATURES: dict[str, dict] = {
         "observation": {
             "base_pose_tool_reached": tensor((7,)), "gripper_closed": tensor((1,)),
             "gripper_closedness_commanded": tensor((1,)), "height_to_bottom": tensor((1,)),
-            "image": image(256, 320, encoding="jpeg"), **_NL, "orientation_box": tensor((2, 3)), "orientation_start": tensor((4,)),
+            "image": image(256, 320, encoding="jpeg"), **_NL, "orientation_box": tensor((2, 3)),
+            "orientation_start": tensor((4,)),
             "robot_orientation_positions_box": tensor((3, 3)), "rotation_delta_to_go": tensor((3,)),
             "src_rotation": tensor((4,)), "vector_to_go": tensor((3,)), "workspace_bounds": tensor((3, 3)),
         },
@@ -69,7 +71,8 @@ FEATURES: dict[str, dict] = {
                         "image": image(224, 224), "image_wrist": image(224, 224), "joint_pos": tensor((8,)), **_NL},
         **_RLDS})},
     "berkeley_cable_routing": {"steps": steps({
-        "action": {"rotation_delta": tensor((3,)), "terminate_episode": scalar("float32"), "world_vector": tensor((3,))},
+        "action": {"rotation_delta": tensor((3,)), "terminate_episode": scalar("float32"),
+                   "world_vector": tensor((3,))},
         "observation": {"image": image(128, 128), **_NL, "robot_state": tensor((7,)), "top_image": image(128, 128),
                         "wrist225_image": image(128, 128), "wrist45_image": image(128, 128)},
         **_RLDS})},
@@ -81,7 +84,8 @@ FEATURES: dict[str, dict] = {
     "viola": {"steps": steps({
         "action": {"gripper_closedness_action": scalar("float32"), "rotation_delta": tensor((3,)),
                    "terminate_episode": scalar("float32"), "world_vector": tensor((3,))},
-        "observation": {"agentview_rgb": image(224, 224), "ee_states": tensor((16,)), "eye_in_hand_rgb": image(224, 224),
+        "observation": {"agentview_rgb": image(224, 224), "ee_states": tensor((16,)),
+                        "eye_in_hand_rgb": image(224, 224),
                         "gripper_states": tensor((1,)), "joint_states": tensor((7,)), **_NL},
         **_RLDS})},
     "berkeley_autolab_ur5": {"steps": steps({
@@ -91,14 +95,17 @@ FEATURES: dict[str, dict] = {
                         "image_with_depth": image(480, 640, 1, dtype="float32"), **_NL, "robot_state": tensor((15,))},
         **_RLDS})},
     "toto": {"steps": steps({
-        "action": {"open_gripper": scalar("bool"), "rotation_delta": tensor((3,)), "terminate_episode": scalar("float32"),
+        "action": {"open_gripper": scalar("bool"), "rotation_delta": tensor((3,)),
+                   "terminate_episode": scalar("float32"),
                    "world_vector": tensor((3,))},
         "observation": {"image": image(480, 640), **_NL, "state": tensor((7,))},
         **_RLDS})},
     "kuka": {"success": scalar("bool"), "steps": steps({
         "action": _RT1_ACTION,
-        "observation": {"clip_function_input": {"base_pose_tool_reached": tensor((7,)), "workspace_bounds": tensor((3, 3))},
-                        "gripper_closed": tensor((1,)), "height_to_bottom": tensor((1,)), "image": image(512, 640, encoding="jpeg"),
+        "observation": {"clip_function_input": {"base_pose_tool_reached": tensor((7,)),
+                                                "workspace_bounds": tensor((3, 3))},
+                        "gripper_closed": tensor((1,)), "height_to_bottom": tensor((1,)),
+                        "image": image(512, 640, encoding="jpeg"),
                         **_NL, "task_id": tensor((1,))},
         **_RLDS})},
     "language_table": {"steps": steps({
@@ -109,7 +116,8 @@ FEATURES: dict[str, dict] = {
     "stanford_hydra_dataset_converted_externally_to_rlds": {
         "episode_metadata": {"file_path": text()},
         "steps": steps({
-            "action": tensor((7,)), "discount": scalar("float32"), "is_dense": scalar("bool"), "is_first": scalar("bool"),
+            "action": tensor((7,)), "discount": scalar("float32"), "is_dense": scalar("bool"),
+            "is_first": scalar("bool"),
             "is_last": scalar("bool"), "is_terminal": scalar("bool"), "language_embedding": tensor((512,)),
             "language_instruction": text(),
             "observation": {"image": image(240, 320, encoding="png"), "state": tensor((27,)),
@@ -136,7 +144,8 @@ MAPPINGS: dict[str, KeyMapping] = {
         action=("steps/action",), gripper_dims=(6,), gripper_convention="open_1", action_space=_EEF7,
         state=("steps/observation/state",), state_space="eef_pos3_rpy3_gripper1", control_hz=5.0),
     "taco_play": KeyMapping(
-        name="franka_taco", cameras={"primary": "steps/observation/rgb_static", "wrist": "steps/observation/rgb_gripper"},
+        name="franka_taco", cameras={"primary": "steps/observation/rgb_static",
+                                     "wrist": "steps/observation/rgb_gripper"},
         action=("steps/action/rel_actions_world",), gripper_dims=(6,), gripper_convention="open_pm1", instruction=_NLI,
         action_space=_EEF7, state=("steps/observation/robot_obs[0:7]",), state_space="eef_pos3_euler3_gripper_width1",
         control_hz=15.0),
@@ -159,7 +168,8 @@ MAPPINGS: dict[str, KeyMapping] = {
         name="franka_viola", cameras={"primary": "steps/observation/agentview_rgb",
                                       "wrist": "steps/observation/eye_in_hand_rgb"},
         action=(*_WV_RD, "steps/action/gripper_closedness_action"), gripper_dims=(6,), gripper_convention="close_pm1",
-        instruction=_NLI, action_space=_EEF7, state=("steps/observation/joint_states", "steps/observation/gripper_states"),
+        instruction=_NLI, action_space=_EEF7, state=("steps/observation/joint_states",
+                                                     "steps/observation/gripper_states"),
         state_space="joint_pos7_gripper_width1", control_hz=20.0),
     "berkeley_autolab_ur5": KeyMapping(
         name="ur5_autolab", cameras={"primary": "steps/observation/image", "wrist": "steps/observation/hand_image"},
@@ -190,7 +200,8 @@ MAPPINGS: dict[str, KeyMapping] = {
 }
 
 _ALIASES = {"rt1": "fractal20220817_data", "fractal": "fractal20220817_data", "bridge_v2": "bridge_dataset",
-            "language_table_dataset": "language_table", "stanford_hydra": "stanford_hydra_dataset_converted_externally_to_rlds"}
+            "language_table_dataset": "language_table",
+            "stanford_hydra": "stanford_hydra_dataset_converted_externally_to_rlds"}
 
 
 def _dims(mapping: KeyMapping, feats: dict) -> tuple[int, int]:

@@ -148,7 +148,7 @@ class EpisodeStream:
             perm = np.random.default_rng([self.cfg.seed, self.index, self.epoch, pos, 2]).permutation(T)
         else:
             perm = np.arange(T)
-        return _Open(pos, consumed, ep, perm)
+        return _Open(pos=pos, consumed=consumed, ep=ep, perm=perm)
 
     def _fill(self) -> None:
         while len(self.open) < max(1, self.cfg.buffer_episodes if self.cfg.train else 1):

@@ -104,7 +104,8 @@ def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=No
     if (p / "meta" / "info.json").is_file():
         from data_pipelines.lerobot import LeRobotSource
 
-        return LeRobotSource(p, split=split, mapping=_load_mapping(mapping) if mapping is not None else None).standardized()
+        return LeRobotSource(p, split=split,
+                             mapping=_load_mapping(mapping) if mapping is not None else None).standardized()
     if name is not None and mapping is None:
         oxe.get_entry(name)  # fail fast with the list of known names, before touching TensorFlow
     from data_pipelines.rlds.reader import RLDSSource

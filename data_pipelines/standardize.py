@@ -222,7 +222,8 @@ class KeyMapping:
             if arr.dtype == bool:
                 arr = arr.astype(np.float32)
             if not np.issubdtype(arr.dtype, np.number):
-                raise DataError(f"expected a numeric array, got dtype {arr.dtype}", file=file, episode=episode, field=key)
+                raise DataError(f"expected a numeric array, got dtype {arr.dtype}", file=file, episode=episode,
+                                field=key)
             if key.lstrip("/").startswith("episode_metadata/"):
                 arr = np.broadcast_to(np.atleast_1d(arr), (T, *np.atleast_1d(arr).shape))
             if arr.ndim == 1:

@@ -43,7 +43,7 @@ class NormConfig:
             raise ValueError(f"NormConfig.mode must be 'quantile' or 'zscore'; got {self.mode!r}")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class StatsResult:
     state: NormStats
     action: NormStats

@@ -95,7 +95,8 @@ def test_published_schema_reads_and_standardizes(name, tmp_path):
     np.testing.assert_allclose(ep["actions"][:, other], raw_action[:, other])
     for d in spec.gripper_dims:  # uniform gripper convention: [0, 1], 1 = open
         assert np.all((ep["actions"][:, d] >= 0) & (ep["actions"][:, d] <= 1))
-        np.testing.assert_allclose(ep["actions"][:, d], convert_gripper(raw_action[:, d], entry.mapping.gripper_convention))
+        np.testing.assert_allclose(ep["actions"][:, d], convert_gripper(raw_action[:, d],
+                                                                        entry.mapping.gripper_convention))
 
 
 def test_gripper_conventions():

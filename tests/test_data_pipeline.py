@@ -200,7 +200,8 @@ def test_eval_mode_one_pass_every_step_once(data):
     total = sum(e["steps"]["action"].shape[0] for e in data["arm_eps"])
     assert len(samples) == total
     ev = ImageTransform((16, 16), train=False)
-    np.testing.assert_array_equal(samples[0]["images"]["wrist"], ev(data["arm_eps"][0]["steps"]["observation"]["wrist"][0]))
+    np.testing.assert_array_equal(samples[0]["images"]["wrist"],
+                                  ev(data["arm_eps"][0]["steps"]["observation"]["wrist"][0]))
     last = data["arm_eps"][0]["steps"]["action"].shape[0] - 1
     assert samples[last]["action_pad"].tolist() == [False, True, True, True]
 

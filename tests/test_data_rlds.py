@@ -83,7 +83,8 @@ def test_standard_tfds_loaders_read_it(written):
     assert (root / "vla_embodiment.json").is_file()
 
 
-@pytest.mark.parametrize("split,expected", [("train[:60%]", [0, 1, 2]), ("train[60%:]", [3, 4]), ("train[1:3]", [1, 2])])
+@pytest.mark.parametrize("split,expected", [("train[:60%]", [0, 1, 2]), ("train[60%:]", [3, 4]),
+                                            ("train[1:3]", [1, 2])])
 def test_percentage_and_slice_splits(written, split, expected):
     _, root = written
     src = RLDSSource(root, split=split)

@@ -29,7 +29,8 @@ def test_predict_and_info_on_a_checkpoint(tmp_path):
     from vla.policy import VLAPolicy
 
     VLAPolicy.create(tiny_config(), [panda_spec()]).save_pretrained(tmp_path / "ckpt")
-    res = subprocess.run([VLA, "predict", "--checkpoint", str(tmp_path / "ckpt"), "--repeat", "2"], capture_output=True, text=True)
+    res = subprocess.run([VLA, "predict", "--checkpoint", str(tmp_path / "ckpt"), "--repeat", "2"],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "action chunk (8, 7)" in res.stdout and "predict latency" in res.stdout
     assert "no --observation given: using random input" in res.stdout

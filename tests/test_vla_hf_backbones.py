@@ -27,7 +27,8 @@ def test_hf_backbone_train_step_predict_and_reload(tmp_path, family, builder):
 
     rng = np.random.default_rng(0)
     samples = [
-        {**observation(seed=i, size=48, prompt="lift the red cube"), "actions": rng.uniform(-1, 1, (8, 7)).astype(np.float32),
+        {**observation(seed=i, size=48, prompt="lift the red cube"),
+         "actions": rng.uniform(-1, 1, (8, 7)).astype(np.float32),
          "action_pad": np.zeros(8, bool), "embodiment": "panda"}
         for i in range(2)
     ]

@@ -26,7 +26,8 @@ def _fixed_batch(policy, n=4):
 
 def _eval_loss(model, batch, draws=8):
     with torch.no_grad():
-        return float(np.mean([model.compute_loss(batch, torch.Generator().manual_seed(k)).item() for k in range(draws)]))
+        losses = [model.compute_loss(batch, torch.Generator().manual_seed(k)).item() for k in range(draws)]
+        return float(np.mean(losses))
 
 
 @pytest.mark.parametrize("head", ["flow", "ddim"])
@@ -40,7 +41,7 @@ def test_overfits_one_batch(head):
     before = _eval_loss(model, batch)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.0)
     model.train()
-    for step in range(400):
+    for _ in range(400):
         loss = model.compute_loss(batch)
         opt.zero_grad()
         loss.backward()
@@ -57,7 +58,8 @@ def test_overfits_one_batch(head):
 
 
 def test_save_load_bit_identical(tmp_path):
-    policy = VLAPolicy.create(tiny_config(), [panda_spec(), panda_spec("ur5", cameras=("front",), state_dim=7, action_dim=6, gripper_dims=(5,), with_stats=False)])
+    ur5 = panda_spec("ur5", cameras=("front",), state_dim=7, action_dim=6, gripper_dims=(5,), with_stats=False)
+    policy = VLAPolicy.create(tiny_config(), [panda_spec(), ur5])
     obs = [observation(seed=s) for s in range(3)]
     before = policy.predict(obs, seed=7)
     path = policy.save_pretrained(tmp_path / "ckpt")
@@ -141,7 +143,8 @@ def test_embedded_minilm_is_the_shipped_pretrained_model(monkeypatch):
     from vla.backbones.embedded import minilm_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    policy = VLAPolicy.create(dataclasses.replace(tiny_config(), backbone=dataclasses.replace(tiny_config().backbone, num_lm_layers=None)), [panda_spec()])
+    full_lm = dataclasses.replace(tiny_config().backbone, num_lm_layers=None)
+    policy = VLAPolicy.create(dataclasses.replace(tiny_config(), backbone=full_lm), [panda_spec()])
     shipped = load_file(str(minilm_path() / "model.safetensors"))
     ours = policy.model.backbone.lm.state_dict()
     compared = 0

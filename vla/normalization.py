@@ -47,7 +47,8 @@ class NormStats:
     @classmethod
     def identity(cls, dim: int) -> NormStats:
         """Stats that leave every dimension untouched."""
-        return cls((0.0,) * dim, (1.0,) * dim, (-1.0,) * dim, (1.0,) * dim, ("none",) * dim, 0)
+        return cls(mean=(0.0,) * dim, std=(1.0,) * dim, q01=(-1.0,) * dim, q99=(1.0,) * dim, mode=("none",) * dim,
+                   count=0)
 
     @classmethod
     def from_data(

@@ -79,7 +79,8 @@ class EmbodimentSpec:
         for d in self.gripper_dims:
             if not 0 <= d < self.action_dim:
                 raise ValueError(f"EmbodimentSpec {self.name!r}: gripper dim {d} outside action_dim {self.action_dim}")
-        for label, stats, dim in (("state", self.state_stats, self.state_dim), ("action", self.action_stats, self.action_dim)):
+        for label, stats, dim in (("state", self.state_stats, self.state_dim), ("action", self.action_stats,
+                                                                                self.action_dim)):
             if stats is not None and stats.dim != dim:
                 raise ValueError(f"EmbodimentSpec {self.name!r}: {label}_stats has {stats.dim} dims, expected {dim}")
         if self.execute_horizon <= 0:
@@ -187,7 +188,8 @@ def validate_observation(obs: Any, spec: EmbodimentSpec, index: int | None = Non
     unknown = sorted(set(images) - set(spec.cameras))
     if unknown:
         raise InvalidObservationError(
-            "images", f"cameras among {list(spec.cameras)} (embodiment {spec.name!r})", f"unknown camera(s) {unknown}", index
+            "images", f"cameras among {list(spec.cameras)} (embodiment {spec.name!r})",
+                f"unknown camera(s) {unknown}", index
         )
     if not any(images.get(c) is not None for c in spec.cameras):
         raise InvalidObservationError("images", f"at least one of cameras {list(spec.cameras)}", "none", index)
@@ -217,7 +219,8 @@ def validate_observation(obs: Any, spec: EmbodimentSpec, index: int | None = Non
     if not isinstance(prompt, str):
         raise InvalidObservationError("prompt", "str", type(prompt).__name__, index)
     if spec.requires_prompt and not prompt.strip():
-        raise InvalidObservationError("prompt", f"a non-empty instruction (embodiment {spec.name!r} requires one)", "empty", index)
+        raise InvalidObservationError("prompt", f"a non-empty instruction (embodiment {spec.name!r} requires one)",
+                                      "empty", index)
     return obs  # type: ignore[return-value]
 
 

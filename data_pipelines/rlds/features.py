@@ -48,9 +48,11 @@ def to_tfds(spec: dict):
             kind = node["kind"]
             dtype = np.object_ if node["dtype"] == "string" else np.dtype(node["dtype"])
             if kind == "image":
-                return tfds.features.Image(shape=tuple(node["shape"]), dtype=dtype, encoding_format=node.get("encoding"))
+                return tfds.features.Image(shape=tuple(node["shape"]), dtype=dtype,
+                                           encoding_format=node.get("encoding"))
             if kind == "tensor":
-                return tfds.features.Tensor(shape=tuple(node["shape"]), dtype=dtype, encoding=node.get("encoding", "none"))
+                return tfds.features.Tensor(shape=tuple(node["shape"]), dtype=dtype,
+                                            encoding=node.get("encoding", "none"))
             if kind == "scalar":
                 return tfds.features.Scalar(dtype=dtype)
             if kind == "text":

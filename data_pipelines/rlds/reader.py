@@ -160,7 +160,8 @@ class RLDSSource:
             refs: list[tuple[str, int, str, int]] = []
             for ins in instructions:
                 info = splits[ins.splitname]
-                all_refs = [(str(self.dir / fn), r) for fn, n in zip(info.filenames, info.shard_lengths) for r in range(n)]
+                all_refs = [(str(self.dir / fn), r)
+                            for fn, n in zip(info.filenames, info.shard_lengths) for r in range(n)]
                 lo = ins.from_ or 0
                 hi = ins.to if ins.to is not None else len(all_refs)
                 refs.extend((f, r, ins.splitname, lo + j) for j, (f, r) in enumerate(all_refs[lo:hi]))
@@ -245,7 +246,8 @@ class RLDSSource:
                     raw = next(it)
                 except StopIteration:
                     raise DataError(f"shard ended after {record} records but dataset_info.json lists more "
-                                    "(truncated file?)", file=file, episode=name.get(record, f"record {record}")) from None
+                                    "(truncated file?)", file=file,
+                                    episode=name.get(record, f"record {record}")) from None
                 except tf.errors.OpError as e:
                     msg = f"corrupted or truncated record: {e.message.splitlines()[0] if e.message else e}"
                     if self.on_error == "skip":

@@ -52,7 +52,8 @@ def episode_feature_spec(first: Mapping[str, Any], spec: EmbodimentSpec, image_e
     obs_spec: dict[str, Any] = {}
     for cam in spec.cameras:
         if cam not in obs:
-            raise DataError(f"camera {cam!r} of embodiment {spec.name!r} missing; observation keys found: {sorted(obs)}",
+            raise DataError(f"camera {cam!r} of embodiment {spec.name!r} missing; "
+                            f"observation keys found: {sorted(obs)}",
                             episode=0, field=f"steps/observation/{cam}")
         img = np.asarray(obs[cam])
         if img.ndim != 4 or img.shape[-1] != 3 or img.dtype != np.uint8:
@@ -87,7 +88,8 @@ def _prepare_episode(ep: Mapping[str, Any], index: int, spec: EmbodimentSpec, fs
     if action is None:
         raise DataError(f"missing 'action'; step keys found: {sorted(st)}", episode=index, field="steps/action")
     if action.ndim != 2 or action.shape[1] != spec.action_dim:
-        raise DataError(f"expected float32[T,{spec.action_dim}] (embodiment {spec.name!r}), got shape {list(action.shape)}",
+        raise DataError(f"expected float32[T,{spec.action_dim}] (embodiment {spec.name!r}), "
+                        f"got shape {list(action.shape)}",
                         episode=index, field="steps/action")
     T = action.shape[0]
     if T == 0:
@@ -197,7 +199,8 @@ def write_rlds(
     return write_tfds(
         {name: examples(eps) for name, eps in splits.items()}, lambda: state["fspec"], out_dir, dataset_name,
         version=version, episodes_per_shard=episodes_per_shard, overwrite=overwrite,
-        description=description or f"{dataset_name}: episodes of embodiment {spec.name!r} written by vla data_pipelines",
+        description=description
+        or f"{dataset_name}: episodes of embodiment {spec.name!r} written by vla data_pipelines",
         extra_files={EMBODIMENT_FILE: json.dumps(spec.to_dict(), indent=2)},
     )
 
@@ -240,7 +243,8 @@ def write_tfds(
         shard_files: list[Path] = []
         num_bytes = 0
         writer = None
-        for index, example in enumerate(tqdm(examples, desc=f"write {dataset_name}/{split_name}", unit="ep", leave=False)):
+        for index, example in enumerate(tqdm(examples, desc=f"write {dataset_name}/{split_name}", unit="ep",
+                                             leave=False)):
             if features is None:
                 fspec = feature_spec() if callable(feature_spec) else feature_spec
                 features = F.to_tfds(fspec)
@@ -265,7 +269,8 @@ def write_tfds(
         for f in shard_files:
             f.rename(f"{f}-of-{n:05d}")
         template = tfds.core.ShardedFileTemplate(data_dir=tmp, template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
-                                                 dataset_name=dataset_name, split=split_name, filetype_suffix="tfrecord")
+                                                 dataset_name=dataset_name, split=split_name,
+                                                 filetype_suffix="tfrecord")
         split_infos.append(tfds.core.SplitInfo(name=split_name, shard_lengths=shard_lengths, num_bytes=num_bytes,
                                                filename_template=template))
     tfds.folder_dataset.write_metadata(data_dir=tmp, features=features, split_infos=split_infos, version=version,

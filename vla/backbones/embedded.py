@@ -105,7 +105,8 @@ class EmbeddedBackbone(nn.Module):
             level = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()  # dropping layers / the pooler is intended, not worth a warning
             try:
-                self.lm = AutoModel.from_pretrained(path, config=lm_config, local_files_only=True, add_pooling_layer=False)
+                self.lm = AutoModel.from_pretrained(path, config=lm_config, local_files_only=True,
+                                                    add_pooling_layer=False)
             finally:
                 hf_logging.set_verbosity(level)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -128,7 +129,8 @@ class EmbeddedBackbone(nn.Module):
     def _tokenize_one(self, prompt: str) -> tuple[int, ...]:
         ids = self._token_cache.get(prompt)
         if ids is None:
-            ids = tuple(self.tokenizer(prompt, truncation=True, max_length=self.config.backbone.max_prompt_tokens)["input_ids"])
+            ids = tuple(self.tokenizer(prompt, truncation=True,
+                                       max_length=self.config.backbone.max_prompt_tokens)["input_ids"])
             if len(self._token_cache) < 4096:  # prompts repeat; bound the memory for open-ended ones
                 self._token_cache[prompt] = ids
         return ids

@@ -43,7 +43,8 @@ class HFBackbone(nn.Module):
         if bcfg.lm_random_init:  # weights follow from a VLA checkpoint (or tests want random ones)
             full = AutoModelForImageTextToText.from_config(hf_config, torch_dtype=getattr(torch, dtype))
         else:
-            full = AutoModelForImageTextToText.from_pretrained(source, config=hf_config, torch_dtype=getattr(torch, dtype))
+            full = AutoModelForImageTextToText.from_pretrained(source, config=hf_config, torch_dtype=getattr(torch,
+                                                                                                             dtype))
         self.vlm = full.model  # the base model: vision tower + projector + LM, without the vocab head
         self.hidden_size = _text_config(hf_config).hidden_size
         image_token = getattr(self.processor, "image_token", None) or "<image>"

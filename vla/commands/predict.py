@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
         from vla.config import default_config
         from vla.types import EmbodimentSpec
 
-        spec = EmbodimentSpec(name="panda", cameras=("agentview", "wrist"), state_dim=9, action_dim=7, gripper_dims=(6,))
+        spec = EmbodimentSpec(name="panda", cameras=("agentview", "wrist"), state_dim=9, action_dim=7,
+                              gripper_dims=(6,))
         policy = VLAPolicy.create(default_config(), [spec])
         source = "embedded default (untrained expert, pretrained MiniLM-L6)"
     spec = policy.spec(args.embodiment)

@@ -9,8 +9,8 @@ embodiment that drives the task's robot (``--embodiment`` or the task's own) and
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 from urllib.parse import urlparse
 
 from sim_eval.tasks import task_info, task_spec

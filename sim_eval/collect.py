@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from sim_eval.rollout import Job, PolicySource, RolloutConfig, run_jobs
-from sim_eval.seeds import episode_seeds
+from sim_eval.seeds import COLLECT_SEED, episode_seeds
 
 VERSION = "1.0.0"
 
@@ -52,7 +52,7 @@ def collect(
     *,
     workers: int = 1,
     image_size: int = 96,
-    seed: int = 0,
+    seed: int = COLLECT_SEED,
     dataset_name: str | None = None,
     factors: Sequence = (),
     max_attempts: int | None = None,

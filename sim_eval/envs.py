@@ -10,7 +10,9 @@ instructions and embodiment specs in :mod:`sim_eval.tasks`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -161,10 +163,8 @@ class RobosuiteEnv:
         return self._obs
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a half-built renderer must not mask the real error
             self.env.close()
-        except Exception:  # noqa: BLE001 - closing a half-built renderer must not mask the real error
-            pass
 
 
 def make_env(task: str, image_size: int = 96, cameras: Sequence[str] | None = None, factors: Sequence[Any] = (),

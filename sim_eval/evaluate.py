@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from sim_eval.factors import FactorSetting
 from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig, run_jobs
-from sim_eval.seeds import episode_seeds
+from sim_eval.seeds import EVAL_SEED, episode_seeds
 
 
 def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> list[tuple[str, tuple]]:
@@ -24,14 +24,14 @@ def _conditions(factors: Sequence[str | FactorSetting], factor_seed: int) -> lis
 
 
 def evaluate(
-    policy: "str | PolicySource | object" = "expert",
+    policy: str | PolicySource | object = "expert",
     tasks: Sequence[str] = ("Lift",),
     factors: Sequence[str | FactorSetting] = (),
     episodes: int = 10,
     workers: int = 1,
     out_dir: str | os.PathLike | None = None,
     *,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     factor_seed: int = 0,
     image_size: int | None = None,
     embodiment: str | None = None,
@@ -46,10 +46,12 @@ def evaluate(
     :class:`PolicySource`, or a Policy object (run in-process; ``workers`` must be 1).
     ``factors``: names like ``"lighting@2"`` (severity 0..3, default 2); nominal is always included.
     ``embodiment``: the policy's embodiment that drives the tasks' robot (default: the robot's own name);
-    ``image_size``: default the embodiment spec's. Inputs are checked before any worker starts
-    (:func:`sim_eval.checks.resolve_eval`). Episodes that error are listed apart (``errors``) and left out
-    of the success rates (``None`` where no episode ran). Writes ``report.json``, ``report.md``,
-    ``success.png`` (not when every episode errored) and ``videos/*.mp4`` into ``out_dir``.
+    ``image_size``: default the embodiment spec's. ``seed``: the first episode seed (default
+    :data:`sim_eval.seeds.EVAL_SEED`, apart from the seeds ``collect`` records demos on).
+    Inputs are checked before any worker starts (:func:`sim_eval.checks.resolve_eval`). Episodes that
+    error are listed apart (``errors``) and left out of the success rates (``None`` where no episode
+    ran). Writes ``report.json``, ``report.md``, ``success.png`` (not when every episode errored) and
+    ``videos/*.mp4`` into ``out_dir``.
     """
     from sim_eval.checks import resolve_eval
 

@@ -8,7 +8,7 @@ that assumes the arm tracks its target (so ``chunk=1`` is fully closed-loop).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class ScriptedExpert:
     def metadata(self) -> PolicyMetadata:
         return self._meta
 
-    def attach(self, env) -> "ScriptedExpert":
+    def attach(self, env) -> ScriptedExpert:
         self.env = env
         self.reset()
         return self
@@ -104,7 +104,7 @@ class ScriptedExpert:
         actions = []
         pos = eef.copy()
         rot = _tu().quat2mat(quat)
-        for i in range(self.chunk):
+        for _ in range(self.chunk):
             a = np.zeros(7, dtype=np.float32)
             dpos = np.clip(self.gain * (target - pos), -1.0, 1.0)
             want = _rot_z(yaw) @ self._base_rot
@@ -168,11 +168,11 @@ class _PickExpert(ScriptedExpert):
         if "yaw" not in self.memo:
             self.memo["yaw"] = self._choose_yaw(raw, obj)
         yaw = self.memo["yaw"]
-        if self.phase >= 3 and self.phase < self.release_phase and np.linalg.norm(obj - eef) > 0.05:
-            if self.memo.get("retries", 0) < 3:  # the object slipped out of the hand: start over
-                self.memo = {"retries": self.memo.get("retries", 0) + 1}
-                self.phase, self.counter = 0, 0
-                return self._pick(raw, eef)
+        slipped = self.phase >= 3 and self.phase < self.release_phase and np.linalg.norm(obj - eef) > 0.05
+        if slipped and self.memo.get("retries", 0) < 3:  # the object slipped out of the hand: start over
+            self.memo = {"retries": self.memo.get("retries", 0) + 1}
+            self.phase, self.counter = 0, 0
+            return self._pick(raw, eef)
         above = obj + np.array([0, 0, 0.10])
         grasp = obj + np.array([0, 0, self.grasp_dz])
         if self.phase == 0:  # move above the object, open, align yaw

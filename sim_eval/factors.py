@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class FactorSetting:
         return f"{self.name}@{self.severity}"
 
     @classmethod
-    def parse(cls, text: str, seed: int = 0) -> "FactorSetting":
+    def parse(cls, text: str, seed: int = 0) -> FactorSetting:
         """``name`` (severity 2) or ``name@severity``."""
         name, _, sev = text.partition("@")
         try:

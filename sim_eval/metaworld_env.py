@@ -6,7 +6,8 @@ one of the task's 50 MT10 variations (object/goal placements) and seeds the rese
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -132,14 +133,15 @@ class MetaWorldExpert:
         self.chunk = int(chunk)
         self._policy = getattr(mp, _POLICY_CLASS[task])()
         self.env = None
-        self._meta = PolicyMetadata({self.spec.name: self.spec}, self.spec.name, self.chunk,
-                                    model=f"metaworld-expert:{task}", extra={"uses_images": False, "scripted": True})
+        self._meta = PolicyMetadata(embodiments={self.spec.name: self.spec}, default_embodiment=self.spec.name,
+                                    action_horizon=self.chunk, model=f"metaworld-expert:{task}",
+                                    extra={"uses_images": False, "scripted": True})
 
     @property
     def metadata(self) -> PolicyMetadata:
         return self._meta
 
-    def attach(self, env) -> "MetaWorldExpert":
+    def attach(self, env) -> MetaWorldExpert:
         self.env = env
         return self
 

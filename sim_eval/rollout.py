@@ -10,8 +10,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class PolicySource:
     obj: Any = field(default=None, compare=False, repr=False)  # kind "object": a picklable Policy instance
 
     @classmethod
-    def parse(cls, text: str, chunk: int = 1) -> "PolicySource":
+    def parse(cls, text: str, chunk: int = 1) -> PolicySource:
         """``expert`` | a checkpoint dir | ``http://host:port`` | ``ws://host:port`` (openpi)."""
         if text == "expert":
             return cls("expert", chunk=chunk)

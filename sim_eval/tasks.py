@@ -13,7 +13,7 @@ from typing import Any
 from vla.types import EmbodimentSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskInfo:
     """A task of a suite: its env name, instruction, episode limit and embodiment."""
 
@@ -28,8 +28,8 @@ class TaskInfo:
 
 
 def _robosuite(name: str, instruction: str, max_steps: int, paraphrases: tuple[str, ...]) -> TaskInfo:
-    return TaskInfo(name, "robosuite", instruction, max_steps, env_name=name, embodiment="robosuite_panda",
-                    paraphrases=paraphrases)
+    return TaskInfo(name=name, suite="robosuite", instruction=instruction, max_steps=max_steps, env_name=name,
+                    embodiment="robosuite_panda", paraphrases=paraphrases)
 
 
 ROBOSUITE_TASKS: dict[str, TaskInfo] = {
@@ -62,7 +62,8 @@ _MT10 = {
     "window-close-v3": ("slide the window closed", ("close the window", "push the window shut sideways")),
 }
 METAWORLD_TASKS: dict[str, TaskInfo] = {
-    name: TaskInfo(name, "metaworld", instr, 300, env_name=name, embodiment="metaworld_sawyer", paraphrases=para)
+    name: TaskInfo(name=name, suite="metaworld", instruction=instr, max_steps=300, env_name=name,
+                   embodiment="metaworld_sawyer", paraphrases=para)
     for name, (instr, para) in _MT10.items()
 }
 

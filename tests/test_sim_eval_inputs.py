@@ -87,6 +87,7 @@ def test_embodiment_flag_and_checkpoint_image_size(ckpts, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["meta"]["image_size"] == 48 and report["meta"]["embodiment"] == "panda_lab"
     (ep,) = report["episodes"]
+    assert ep["seed"] == 1000  # evaluation seeds start apart from the demos' (vla collect starts at 0)
     assert ep["error"] == "" and ep["steps"] == 8 and ep["queries"] == 1 and ep["renders"] == 2
     assert "[robosuite" not in p.stderr  # install hints and controller INFO lines are filtered
 

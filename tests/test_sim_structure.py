@@ -53,3 +53,13 @@ def test_suites_without_loading_a_simulator():
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip() == "[]"  # metaworld_env needs neither the robosuite envs module nor a simulator at import
+
+
+def test_robosuite_hints_filtered_real_warnings_kept():
+    code = ("from sim_eval.logs import import_robosuite; import_robosuite(); "
+            "from robosuite.utils.log_utils import ROBOSUITE_DEFAULT_LOGGER as log; "
+            "log.warning('Joint limit reached in joint 3'); log.info('Loading controller configuration from: x')")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    robosuite_lines = [line for line in p.stderr.splitlines() if line.startswith("[robosuite")]
+    assert robosuite_lines == ["[robosuite WARNING] Joint limit reached in joint 3 (<string>:1)"], p.stderr

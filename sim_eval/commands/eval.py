@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sim_eval.seeds import EVAL_SEED
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="expert", help="'expert' (scripted), a checkpoint dir, "
@@ -17,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "object_pose distractors paraphrase dynamics (nominal is always run)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task and condition (default 10)")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED,
+                        help=f"first episode seed (default {EVAL_SEED}; `vla collect` records demos from 0)")
     parser.add_argument("--factor-seed", type=int, default=0, help="seed of the factor draws (default 0)")
     parser.add_argument("--embodiment", default=None,
                         help="the policy's embodiment that drives the task's robot, e.g. one fine-tuned under "

@@ -38,7 +38,7 @@ class PolicySource:
             return cls("http", text)
         if text.startswith(("ws://", "wss://", "openpi://")):
             return cls("openpi", text)
-        if os.path.isdir(text):
+        if os.path.isdir(text) or os.sep in text:  # a path: sim_eval.checks says what is wrong with it
             return cls("checkpoint", text)
         raise ValueError(f"--policy {text!r}: expected 'expert', a checkpoint directory, http://host:port or ws://host:port")
 

@@ -50,6 +50,7 @@ def _free_port() -> int:
 
 BAD_INPUTS = {
     "training_folder": (lambda r: ["--policy", str(r / "run")], "did you mean {root}/run/policy"),
+    "missing_dir": (lambda r: ["--policy", str(r / "nope")], "--policy {root}/nope: no such directory"),
     "task_typo": (lambda r: ["--task", "Lfit"], "unknown task 'Lfit'"),
     "server_down": (lambda r: ["--policy", f"http://127.0.0.1:{_free_port()}"], "no vla serve policy answers there"),
     "lift_ckpt_on_mt10": (lambda r: ["--policy", str(r / "run" / "policy"), "--task", "reach-v3"],

@@ -13,7 +13,7 @@ class EMA:
     """``shadow = decay * shadow + (1 - decay) * live`` after every optimizer step (one fused lerp).
 
     Checkpoints keep the live weights (exact resume) and this average in their training state; the
-    exported policy carries the average (:meth:`swapped_in`)."""
+    exported policy carries the average (:meth:`copy_to_model` at the end; :meth:`swapped_in` for validation)."""
 
     def __init__(self, named_params: list[tuple[str, nn.Parameter]], decay: float):
         if not 0.0 < decay < 1.0:
@@ -38,6 +38,11 @@ class EMA:
         finally:
             with torch.no_grad():
                 torch._foreach_copy_(self.live, saved)
+
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        """Leave the averaged weights in the model (when training is over)."""
+        torch._foreach_copy_(self.live, self.shadow)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: t.cpu() for n, t in zip(self.names, self.shadow)}

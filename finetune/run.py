@@ -122,12 +122,14 @@ class Run:
         return save_checkpoint(self.out, step, self.policy.save_pretrained, state, meta, self.cfg.keep_last)
 
     def export_policy(self) -> Path:
-        """``policy/``: the servable checkpoint, with the EMA weights when EMA is on."""
+        """``policy/``: the servable checkpoint. Training is over: with EMA on, the averaged weights replace the live
+        ones in the policy too (the returned policy is the exported one, on every rank)."""
         path = self.out / "policy"
+        if self.ema is not None:
+            self.ema.copy_to_model()
+        self.policy.model.eval()
         if self.main:
-            self.policy.model.eval()
-            with self.averaged():
-                self.policy.save_pretrained(path)
+            self.policy.save_pretrained(path)
         return path
 
 

@@ -40,13 +40,13 @@ def write_toy_dataset(out_dir: str | os.PathLike, name: str = "toy_arm", episode
     return write_rlds(eps, out_dir, name, spec, episodes_per_shard=2)
 
 
-RESUME_VARIANTS = ("worker", "lora", "2ranks")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike):
     """One EMA training run of the resume tests (the same for the uninterrupted, killed and resumed runs):
     ``variant``: ``plain`` | ``worker`` (one data-loader worker) | ``lora`` | ``2ranks`` (spawned data-parallel
-    ranks)."""
+    ranks) | ``accum2`` (one process with the global batch of ``2ranks``)."""
     import functools
 
     import torch
@@ -61,7 +61,55 @@ def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.
     data = PipelineConfig(datasets=(DatasetConfig(str(data_dir)),), horizon=8, image_size=(64, 64), seed=0)
     cfg = TrainConfig(steps=12, batch_size=4, warmup_steps=2, lr=1e-3, ema_decay=0.9, save_every=4, keep_last=2,
                       progress=False, tensorboard=False, seed=0, num_workers=1 if variant == "worker" else 0,
+                      grad_accum=2 if variant == "accum2" else 1,
                       lora=LoraSettings(rank=4, alpha=8) if variant == "lora" else None)
     make = functools.partial(VLAPolicy.create, tiny_config(), [toy_spec()], seed=0)
     kw = {"embodiment": "lora_arm"} if variant == "lora" else {}
     return train_processes(make, data, cfg, out_dir, processes=2 if variant == "2ranks" else 1, **kw)
+
+
+def kill_after_first_checkpoint(variant: str, data: Path, out: Path) -> None:
+    """Run :func:`ema_resume_run` in a subprocess group and SIGKILL all of it once the step-4 checkpoint exists."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = "import sys; from tests.finetune_helpers import ema_resume_run; ema_resume_run(*sys.argv[1:])"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-c", code, variant, str(data), str(out)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while not (out / "checkpoints" / "step_000004").exists():
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"no checkpoint before exit/timeout: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert not (out / "policy").exists(), "training finished before it could be killed"
+
+
+def assert_same_run(run: Path, reference: Path, weights: str = "model.safetensors") -> None:
+    """``run`` (killed and resumed) repeated ``reference`` (uninterrupted): the loss and lr of every step, and the
+    exported EMA weights; its last checkpoint keeps the live weights, which differ from the EMA."""
+    import json
+
+    import pytest
+    import torch
+    from safetensors.torch import load_file
+
+    after, ref = ([json.loads(x) for x in (p / "losses.jsonl").read_text().splitlines()] for p in (run, reference))
+    assert [r["step"] for r in after] == [r["step"] for r in ref] == list(range(1, 13))
+    for a, b in zip(after, ref):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6, abs=1e-7), (a, b)
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
+    exported = load_file(str(run / "policy" / weights))
+    expected = load_file(str(reference / "policy" / weights))
+    live = load_file(str(run / "checkpoints" / "step_000012" / weights))
+    assert exported.keys() == expected.keys() == live.keys()
+    for k in exported:  # the export carries the same EMA weights as the uninterrupted run's ...
+        assert torch.allclose(exported[k], expected[k], rtol=1e-5, atol=1e-6), k
+    # ... which are not the live weights the checkpoint keeps for resume
+    assert any(not torch.allclose(exported[k], live[k]) for k in exported if exported[k].is_floating_point())

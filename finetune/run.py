@@ -197,6 +197,25 @@ def register_embodiments(policy, embodiments: dict, embodiment: str | None) -> d
     return rename
 
 
+def _trainable(policy, cfg: TrainConfig, train_emb: str, n_embodiments: int,
+               say: Callable[[str], None]) -> tuple[list[nn.Parameter], int, int]:
+    """Freeze for full or LoRA fine-tuning; (parameters to optimize, trainable count, total count)."""
+    if cfg.lora is not None and n_embodiments != 1:
+        raise ValueError("LoRA fine-tuning trains one embodiment's adapter; give data of one embodiment")
+    if cfg.lora is None and policy.adapters is not None and len(policy.adapters):
+        say(f"[finetune] warning: full fine-tuning changes the base shared by adapters {sorted(policy.adapters.meta)}; "
+            "use LoRA (--mode lora) to keep them valid")
+    params = setup_trainable(policy, cfg, train_emb)
+    trainable, total = count_params(policy.model)
+    if cfg.lora is not None:
+        trainable = sum(p.numel() for p in params)
+    say(f"[finetune] parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / max(total, 1):.2f} %)"
+        f"{' (LoRA adapter ' + repr(train_emb) + ')' if cfg.lora else ''}")
+    if not params:
+        raise ValueError("nothing to train: every parameter is frozen")
+    return params, trainable, total
+
+
 def setup_run(policy, data, cfg: TrainConfig, out: Path, *, embodiment: str | None, resume: bool,
               log: Callable[[str], None]) -> Run:
     """Build the :class:`Run` of :func:`finetune.trainer.train` (resuming from ``out``'s latest checkpoint)."""
@@ -219,20 +238,7 @@ def setup_run(policy, data, cfg: TrainConfig, out: Path, *, embodiment: str | No
         rank, world, cfg.batch_size, cfg.grad_accum) if sliced else None)
     rename = register_embodiments(policy, dataset.embodiments, embodiment)
     train_emb = next(iter(rename.values()))
-    if cfg.lora is not None and len(rename) != 1:
-        raise ValueError("LoRA fine-tuning trains one embodiment's adapter; give data of one embodiment")
-    if cfg.lora is None and policy.adapters is not None and len(policy.adapters):
-        say(f"[finetune] warning: full fine-tuning changes the base shared by adapters {sorted(policy.adapters.meta)}; "
-            "use LoRA (--mode lora) to keep them valid")
-    params = setup_trainable(policy, cfg, train_emb)
-    trainable, total = count_params(policy.model)
-    if cfg.lora is not None:
-        trainable = sum(p.numel() for p in params)
-    say(f"[finetune] parameters: {trainable:,} trainable / {total:,} total ({100 * trainable / max(total, 1):.2f} %)"
-        f"{' (LoRA adapter ' + repr(train_emb) + ')' if cfg.lora else ''}")
-    if not params:
-        raise ValueError("nothing to train: every parameter is frozen")
-
+    params, trainable, total = _trainable(policy, cfg, train_emb, len(rename), say)
     model = policy.model
     optimizer = adamw(param_groups(model, params, cfg), cfg)
     schedule = WarmupCosine(cfg, res.total_steps(cfg))

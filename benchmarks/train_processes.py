@@ -56,7 +56,8 @@ def main() -> None:
                          tensorboard=False, max_seconds=args.seconds)
         res = train_processes(make, data, tc, tmp / f"run{procs}", processes=procs, threads=1, resume=False)
         rows.append((procs, res.step, res.samples_per_second))
-    print(f"preset {args.preset}, batch {args.batch_size} per process, {args.seconds:.0f} s each, {os.cpu_count()} cores")
+    print(f"preset {args.preset}, batch {args.batch_size} per process, {args.seconds:.0f} s each, "
+          f"{os.cpu_count()} cores")
     print(f"{'processes':>10}{'steps':>8}{'global batch':>14}{'samples/s':>11}")
     for procs, steps, sps in rows:
         print(f"{procs:>10}{steps:>8}{procs * args.batch_size:>14}{sps:>11.1f}")

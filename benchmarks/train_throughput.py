@@ -89,7 +89,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", mode, "--preset", args.preset, "--batch-size",
                               str(args.batch_size), "--steps", str(args.steps), "--threads", str(args.threads)],
                              env=env, capture_output=True, text=True)
-        line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             sys.exit(f"{mode} run failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(line[7:]))

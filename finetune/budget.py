@@ -6,7 +6,7 @@ matching and hang: each is broadcast from the main process (:func:`agree`)."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -52,7 +52,7 @@ class TrainConfig:
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be auto|no|bf16|fp16; got {self.mixed_precision!r}")
 
-    def replace(self, **kw: Any) -> "TrainConfig":
+    def replace(self, **kw: Any) -> TrainConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:

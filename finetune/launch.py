@@ -13,8 +13,9 @@ import dataclasses
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def _free_port() -> int:

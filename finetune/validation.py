@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def sim_validation_hook(task: str = "Lift", episodes: int = 4, workers: int = 2, image_size: int = 84,

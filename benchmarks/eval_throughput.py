@@ -41,29 +41,39 @@ def main() -> int:
                 print("error:", errs[0])
                 return 1
             n = len(res)
-            rows.append({
-                "mode": "render every step" if every else "chunk 8, render at query",
-                "workers": workers,
-                "renders/ep": sum(r.renders for r in res) / n,
-                "steps/ep": sum(r.steps for r in res) / n,
-                "queries/ep": sum(r.queries for r in res) / n,
-                "ep/min": 60 * n / wall,
-                "s/ep (in worker)": sum(r.seconds for r in res) / n,
-                "success": sum(r.success for r in res) / n,
-            })
+            rows.append(
+                {
+                    "mode": "render every step" if every else "chunk 8, render at query",
+                    "workers": workers,
+                    "renders/ep": sum(r.renders for r in res) / n,
+                    "steps/ep": sum(r.steps for r in res) / n,
+                    "queries/ep": sum(r.queries for r in res) / n,
+                    "ep/min": 60 * n / wall,
+                    "s/ep (in worker)": sum(r.seconds for r in res) / n,
+                    "success": sum(r.success for r in res) / n,
+                }
+            )
             print(f"  done: {rows[-1]['mode']}, {workers} worker(s): {wall:.1f} s", flush=True)
     print(f"\n{args.task}, {args.episodes} episodes per row, {args.image_size}px, 2 cameras, cpu={os.cpu_count()}")
-    hdr = f"{'mode':<26} {'workers':>7} {'renders/ep':>10} {'steps/ep':>8} {'queries/ep':>10} {'ep/min':>7} {'s/ep':>6} {'success':>7}"
+    hdr = (
+        f"{'mode':<26} {'workers':>7} {'renders/ep':>10} {'steps/ep':>8} {'queries/ep':>10} "
+        f"{'ep/min':>7} {'s/ep':>6} {'success':>7}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        print(f"{r['mode']:<26} {r['workers']:>7} {r['renders/ep']:>10.1f} {r['steps/ep']:>8.1f} {r['queries/ep']:>10.1f} "
-              f"{r['ep/min']:>7.1f} {r['s/ep (in worker)']:>6.2f} {r['success']:>7.0%}")
+        print(
+            f"{r['mode']:<26} {r['workers']:>7} {r['renders/ep']:>10.1f} {r['steps/ep']:>8.1f} "
+            f"{r['queries/ep']:>10.1f} "
+            f"{r['ep/min']:>7.1f} {r['s/ep (in worker)']:>6.2f} {r['success']:>7.0%}"
+        )
     by = {(r["mode"], r["workers"]): r for r in rows}
     q1, e1 = by[("chunk 8, render at query", 1)], by[("render every step", 1)]
     q2 = by[("chunk 8, render at query", 2)]
-    print(f"\nquery-time vs every-step rendering (1 worker): {e1['renders/ep'] / q1['renders/ep']:.1f}x fewer renders, "
-          f"{q1['ep/min'] / e1['ep/min']:.2f}x episodes/min")
+    print(
+        f"\nquery-time vs every-step rendering (1 worker): {e1['renders/ep'] / q1['renders/ep']:.1f}x fewer renders, "
+        f"{q1['ep/min'] / e1['ep/min']:.2f}x episodes/min"
+    )
     print(f"2 vs 1 workers (query-time rendering): {q2['ep/min'] / q1['ep/min']:.2f}x episodes/min")
     return 0
 

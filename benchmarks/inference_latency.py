@@ -54,9 +54,11 @@ def timed(fn, repeats: int, sync=lambda: None):
 def cpu_section(repeats: int) -> None:
     policy = VLAPolicy.create(default_config(), [SPEC])
     obs = [observation(224)]
-    print(f"default embedded model: {policy.num_parameters() / 1e6:.1f}M params, "
-          f"{policy.config.head.num_inference_steps} flow steps, horizon {policy.config.action_horizon}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"default embedded model: {policy.num_parameters() / 1e6:.1f}M params, "
+        f"{policy.config.head.num_inference_steps} flow steps, horizon {policy.config.action_horizon}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     once, p50_once, p90_once = timed(lambda: policy.predict(obs, seed=0), repeats)
     every, p50_every, p90_every = timed(lambda: policy.predict(obs, seed=0, reuse_prefix=False), repeats)
     diff = float(np.abs(once[0] - every[0]).max())
@@ -64,7 +66,9 @@ def cpu_section(repeats: int) -> None:
     print(f"{'mode':<28}{'p50 ms':>10}{'p90 ms':>10}")
     print(f"{'prefix once (cached K/V)':<28}{p50_once:>10.1f}{p90_once:>10.1f}")
     print(f"{'prefix every step':<28}{p50_every:>10.1f}{p90_every:>10.1f}")
-    print(f"speed-up p50: {p50_every / p50_once:.2f}x (goal >= 3x); max |action difference|: {diff:.2e} (must be <= 1e-5)")
+    print(
+        f"speed-up p50: {p50_every / p50_once:.2f}x (goal >= 3x); max |action difference|: {diff:.2e} (must be <= 1e-5)"
+    )
     print(f"\n== default model, 2 cameras 224², CPU: p50 {p50_once:.1f} ms, p90 {p90_once:.1f} ms ==")
 
 
@@ -72,20 +76,49 @@ def gpu_section(repeats: int) -> None:
     if not torch.cuda.is_available():
         print("\n== PaliGemma-3B-sized bf16 on GPU: skipped (no CUDA device on this machine) ==")
         return
+    from transformers import (
+        GemmaConfig,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+    )
+
     from tests.hf_tiny import _fast_tokenizer  # word-level tokenizer; weights are random anyway
-    from transformers import (GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor,
-                              SiglipImageProcessor, SiglipVisionConfig)
 
     with tempfile.TemporaryDirectory() as tmp:
         tok = _fast_tokenizer(["<image>"], cls_name="GemmaTokenizerFast")
-        processor = PaliGemmaProcessor(image_processor=SiglipImageProcessor(size={"height": 224, "width": 224},
-                                                                            image_seq_length=256), tokenizer=tok)
-        text = GemmaConfig(vocab_size=257152, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
-                           num_attention_heads=8, num_key_value_heads=1, head_dim=256)
-        vision = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                                    image_size=224, patch_size=14, projection_dim=2048)
-        cfg = PaliGemmaConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=2048,
-                              image_token_index=tok.convert_tokens_to_ids("<image>"), vocab_size=257152, hidden_size=2048)
+        processor = PaliGemmaProcessor(
+            image_processor=SiglipImageProcessor(size={"height": 224, "width": 224}, image_seq_length=256),
+            tokenizer=tok,
+        )
+        text = GemmaConfig(
+            vocab_size=257152,
+            hidden_size=2048,
+            intermediate_size=16384,
+            num_hidden_layers=18,
+            num_attention_heads=8,
+            num_key_value_heads=1,
+            head_dim=256,
+        )
+        vision = SiglipVisionConfig(
+            hidden_size=1152,
+            intermediate_size=4304,
+            num_hidden_layers=27,
+            num_attention_heads=16,
+            image_size=224,
+            patch_size=14,
+            projection_dim=2048,
+        )
+        cfg = PaliGemmaConfig(
+            text_config=text.to_dict(),
+            vision_config=vision.to_dict(),
+            projection_dim=2048,
+            image_token_index=tok.convert_tokens_to_ids("<image>"),
+            vocab_size=257152,
+            hidden_size=2048,
+        )
         with torch.device("cuda"):
             PaliGemmaForConditionalGeneration(cfg).to(torch.bfloat16).save_pretrained(tmp)
         processor.save_pretrained(tmp)
@@ -108,8 +141,12 @@ def gpu_section(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 suits batch-1 inference of small models on a 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 suits batch-1 inference of small models on a 2-core machine)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -27,14 +27,39 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="recipe_success_runs")
     args, extra = ap.parse_known_args()  # anything else (e.g. --color-gain 0.4) goes to `vla demo`
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+    }
     rows = []
     for task in args.tasks:
         out = Path(args.out) / task
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "vla.cli", "demo", "--task", task, "--out", str(out), "--demos",
-                               str(args.demos), "--train-minutes", str(args.train_minutes), "--eval-episodes",
-                               str(args.episodes), "--factors", "--workers", str(args.workers), *extra], env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vla.cli",
+                "demo",
+                "--task",
+                task,
+                "--out",
+                str(out),
+                "--demos",
+                str(args.demos),
+                "--train-minutes",
+                str(args.train_minutes),
+                "--eval-episodes",
+                str(args.episodes),
+                "--factors",
+                "--workers",
+                str(args.workers),
+                *extra,
+            ],
+            env=env,
+        )
         summary = out / "demo_summary.json"
         if proc.returncode not in (0, 1) or not summary.exists():
             rows.append((task, None, time.perf_counter() - t, {}))
@@ -48,8 +73,10 @@ def main() -> None:
             print(f"{task:<14}{'failed':>10}")
             continue
         ci = f"[{nominal['ci95'][0]:.2f}, {nominal['ci95'][1]:.2f}]"
-        print(f"{task:<14}{nominal['success_rate']:>10.1%}{ci:>16}{nominal['n']:>5}"
-              f"{tm['collect_s'] / 60:>9.1f}m{tm['train_s'] / 60:>7.1f}m{tm['eval_s'] / 60:>7.1f}m{secs / 60:>7.1f}m")
+        print(
+            f"{task:<14}{nominal['success_rate']:>10.1%}{ci:>16}{nominal['n']:>5}"
+            f"{tm['collect_s'] / 60:>9.1f}m{tm['train_s'] / 60:>7.1f}m{tm['eval_s'] / 60:>7.1f}m{secs / 60:>7.1f}m"
+        )
 
 
 if __name__ == "__main__":

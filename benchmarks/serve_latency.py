@@ -53,7 +53,19 @@ def vla_serve(*args: str):
     """A `vla serve` process on a free loopback port (torch limited to 1 thread); yields its URL."""
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "vla.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vla.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *args,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -89,9 +101,19 @@ def openvla_style_body(obs: dict) -> bytes:
     """JSON with base64 arrays (json_numpy-like), the way OpenVLA's REST deploy script sends images."""
 
     def b64(a: np.ndarray) -> dict:
-        return {"__numpy__": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode(), "dtype": a.dtype.str, "shape": list(a.shape)}
+        return {
+            "__numpy__": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode(),
+            "dtype": a.dtype.str,
+            "shape": list(a.shape),
+        }
 
-    return json.dumps({"images": {c: b64(v) for c, v in obs["images"].items()}, "state": b64(obs["state"]), "instruction": obs["prompt"]}).encode()
+    return json.dumps(
+        {
+            "images": {c: b64(v) for c, v in obs["images"].items()},
+            "state": b64(obs["state"]),
+            "instruction": obs["prompt"],
+        }
+    ).encode()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -126,7 +148,12 @@ def measure_overhead(url: str, obs: dict, n: int, n_json: int) -> dict[str, dict
         rtts.append(rtt)
         over.append(rtt - r["server_timing"]["infer_ms"])
     rep = wire.packb({k: v for k, v in r.items()})
-    out["WebSocket"] = {"rtt": rtts, "overhead": over, "req_bytes": len(wire.packb({**obs, "seed": 0})), "rep_bytes": len(rep)}
+    out["WebSocket"] = {
+        "rtt": rtts,
+        "overhead": over,
+        "req_bytes": len(wire.packb({**obs, "seed": 0})),
+        "rep_bytes": len(rep),
+    }
     ws._ws.close()
     return out
 
@@ -160,18 +187,28 @@ def run_clients(url: str, obs: dict, clients: int, per_client: int, desc: str) -
     elapsed = time.perf_counter() - t
     bar.close()
     hist = httpx.get(url + "/healthz").json()["batch_sizes"]
-    return {"rps": clients * per_client / elapsed, "errors": errors, "elapsed": elapsed, "batch_sizes": hist, "n": clients * per_client}
+    return {
+        "rps": clients * per_client / elapsed,
+        "errors": errors,
+        "elapsed": elapsed,
+        "batch_sizes": hist,
+        "n": clients * per_client,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller counts (latency 40, throughput 10/client, stress 100/client)")
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller counts (latency 40, throughput 10/client, stress 100/client)"
+    )
     ap.add_argument("--latency-requests", type=int, default=150)
     ap.add_argument("--json-requests", type=int, default=30, help="HTTP-JSON is slow for 224² images (nested lists)")
     ap.add_argument("--throughput-requests", type=int, default=30, help="per client")
     ap.add_argument("--stress-requests", type=int, default=500, help="per client")
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--toy-call-ms", type=float, default=75.0, help="accelerator-like stand-in: cost of one forward pass")
+    ap.add_argument(
+        "--toy-call-ms", type=float, default=75.0, help="accelerator-like stand-in: cost of one forward pass"
+    )
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server processes are stopped too
     if args.quick:
@@ -188,25 +225,41 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "tiny"
         VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0).save_pretrained(ckpt)
-        print(f"model: VLAPolicy(tiny_config) checkpoint, torch 1 thread, CPU; observation: 2 x 224x224x3 uint8 + state[8] + prompt")
+        print(
+            "model: VLAPolicy(tiny_config) checkpoint, torch 1 thread, CPU; "
+            "observation: 2 x 224x224x3 uint8 + state[8] + prompt"
+        )
 
         with vla_serve("--checkpoint", str(ckpt), "--max-batch", "8", "--max-wait-ms", "0") as url:
             lat = measure_overhead(url, obs, args.latency_requests, args.json_requests)
         tp = {}
-        for label, extra in (("batched (max-batch 8, wait 20 ms)", ["--max-batch", "8", "--max-wait-ms", "20"]), ("unbatched (max-batch 1)", ["--max-batch", "1"])):
+        for label, extra in (
+            ("batched (max-batch 8, wait 20 ms)", ["--max-batch", "8", "--max-wait-ms", "20"]),
+            ("unbatched (max-batch 1)", ["--max-batch", "1"]),
+        ):
             with vla_serve("--checkpoint", str(ckpt), *extra) as url:
                 run_clients(url, obs, args.clients, 2, "warmup")
-                tp[("VLAPolicy tiny, CPU", label)] = run_clients(url, obs, args.clients, args.throughput_requests, label)
+                tp[("VLAPolicy tiny, CPU", label)] = run_clients(
+                    url, obs, args.clients, args.throughput_requests, label
+                )
             with vla_serve("--toy", "--toy-call-ms", str(args.toy_call_ms), *extra) as url:
-                tp[(f"stand-in, {args.toy_call_ms:g} ms/forward", label)] = run_clients(url, obs, args.clients, args.throughput_requests, label)
+                tp[(f"stand-in, {args.toy_call_ms:g} ms/forward", label)] = run_clients(
+                    url, obs, args.clients, args.throughput_requests, label
+                )
         with vla_serve("--checkpoint", str(ckpt), "--max-batch", "8", "--max-wait-ms", "20") as url:
             stress = run_clients(url, obs, args.clients, args.stress_requests, "stress")
 
     print("\n== 1. server overhead = round trip (incl. client encode/decode) - model time, 1 client, ms ==")
-    print(f"{'transport':<14}{'n':>5}{'overhead p50':>14}{'overhead p99':>14}{'RTT p50':>10}{'RTT p99':>10}{'model p50':>11}")
+    print(
+        f"{'transport':<14}{'n':>5}{'overhead p50':>14}{'overhead p99':>14}"
+        f"{'RTT p50':>10}{'RTT p99':>10}{'model p50':>11}"
+    )
     for name, d in lat.items():
         model = [r - o for r, o in zip(d["rtt"], d["overhead"])]
-        print(f"{name:<14}{len(d['rtt']):>5}{pct(d['overhead'], 50):>14.2f}{pct(d['overhead'], 99):>14.2f}{pct(d['rtt'], 50):>10.1f}{pct(d['rtt'], 99):>10.1f}{pct(model, 50):>11.1f}")
+        print(
+            f"{name:<14}{len(d['rtt']):>5}{pct(d['overhead'], 50):>14.2f}{pct(d['overhead'], 99):>14.2f}"
+            f"{pct(d['rtt'], 50):>10.1f}{pct(d['rtt'], 99):>10.1f}{pct(model, 50):>11.1f}"
+        )
 
     ov = len(openvla_style_body(obs))
     print("\n== 2. bytes on the wire per request (reply) ==")
@@ -224,8 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         for e in (b["errors"] + u["errors"])[:3]:
             print("   error:", e)
 
-    print(f"\n== 4. stress: {args.clients} clients x {args.stress_requests} requests, batched server, VLAPolicy tiny ==")
-    print(f"requests {stress['n']}, errors {len(stress['errors'])}, {stress['rps']:.1f} req/s, {stress['elapsed']:.1f} s, batch sizes {stress['batch_sizes']}")
+    print(
+        f"\n== 4. stress: {args.clients} clients x {args.stress_requests} requests, batched server, VLAPolicy tiny =="
+    )
+    print(
+        f"requests {stress['n']}, errors {len(stress['errors'])}, {stress['rps']:.1f} req/s, "
+        f"{stress['elapsed']:.1f} s, batch sizes {stress['batch_sizes']}"
+    )
     for e in stress["errors"][:5]:
         print("   error:", e)
     return 1 if stress["errors"] else 0

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from vla.normalization import NormStats
-from vla.types import EmbodimentSpec, InvalidObservationError, PolicyMetadata, validate_observation
+from vla.types import (
+    EmbodimentSpec,
+    InvalidObservationError,
+    PolicyMetadata,
+    per_observation_seeds,
+    validate_observation,
+)
 
 
 def toy_embodiments() -> list[EmbodimentSpec]:
@@ -54,9 +60,7 @@ class ToyPolicy:
         if name not in self._meta.embodiments:
             raise InvalidObservationError("embodiment", f"one of {sorted(self._meta.embodiments)}", repr(name))
         spec = self._meta.embodiments[name]
-        seeds = [seed] * len(observations) if seed is None or isinstance(seed, int) else list(seed)
-        if len(seeds) != len(observations):
-            raise ValueError(f"got {len(seeds)} seeds for {len(observations)} observations")
+        seeds = per_observation_seeds(seed, len(observations))
         self.calls.append(len(observations))
         out = []
         for i, (obs, s) in enumerate(zip(observations, seeds)):

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from serve import wire
-from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata
+from vla.types import ActionChunk, EmbodimentSpec, Observation, PolicyMetadata, per_observation_seeds
 
 
 class OpenPIPolicy:
@@ -48,7 +48,7 @@ class OpenPIPolicy:
     def predict(
         self, observations: list[Observation], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None
     ) -> list[ActionChunk]:
-        seeds = [seed] * len(observations) if seed is None or isinstance(seed, (int, np.integer)) else list(seed)
+        seeds = per_observation_seeds(seed, len(observations))
         out = []
         for obs, s in zip(observations, seeds):
             reply = self._client.infer(self._payload(obs, s))

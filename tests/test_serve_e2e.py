@@ -9,15 +9,13 @@ import threading
 import httpx
 import numpy as np
 import pytest
+from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
-pytest.importorskip("openpi_client")
-from openpi_client.websocket_client_policy import WebsocketClientPolicy  # noqa: E402
-
-from serve import wire  # noqa: E402
-from serve.client import RemotePolicy  # noqa: E402
-from serve.server import running_server  # noqa: E402
-from serve.toy_policy import toy_embodiments, toy_observation  # noqa: E402
-from vla.types import InvalidObservationError  # noqa: E402
+from serve import wire
+from serve.client import RemotePolicy
+from serve.server import running_server
+from serve.toy_policy import toy_embodiments, toy_observation
+from vla.types import InvalidObservationError
 
 ATOL = 1e-4
 

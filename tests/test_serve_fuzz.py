@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-
-from serve.app import create_app  # noqa: E402
-from serve.server import running_server  # noqa: E402
-from serve.toy_policy import ToyPolicy  # noqa: E402
+from serve.app import create_app
+from serve.server import running_server
+from serve.toy_policy import ToyPolicy
 
 KEY = "fuzz-key"
 

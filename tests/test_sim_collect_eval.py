@@ -7,9 +7,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("robosuite")
-
-
 _READ = """
 import json, sys
 from data_pipelines.sources import open_dataset
@@ -36,7 +33,6 @@ def _run(args):
 
 
 def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
     args = ["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "2", "--out", str(tmp_path), "--workers", "1",
             "--image-size", "64"]
     p = _run(args)
@@ -79,7 +75,7 @@ print(json.dumps({"summary": dataclasses.asdict(s), "episodes": episodes}))
 def test_collect_keeps_exactly_the_successful_episodes(tmp_path):
     """A step limit the expert misses on some seeds (known from running them here first) makes those
     episodes fail; the dataset read back with TFDS holds exactly the others, at their lengths."""
-    pytest.importorskip("tensorflow_datasets")
+
     from sim_eval.envs import make_env
     from sim_eval.experts import make_expert
     from sim_eval.rollout import Job, run_episode

@@ -7,12 +7,10 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("robosuite")
-
-from sim_eval.envs import make_env, robosuite_panda_spec  # noqa: E402
-from sim_eval.experts import make_expert  # noqa: E402
-from sim_eval.rollout import Job, RolloutConfig, run_episode  # noqa: E402
-from vla.types import Policy, PolicyMetadata, validate_observation  # noqa: E402
+from sim_eval.envs import make_env, robosuite_panda_spec
+from sim_eval.experts import make_expert
+from sim_eval.rollout import Job, RolloutConfig, run_episode
+from vla.types import Policy, PolicyMetadata, validate_observation
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +98,8 @@ def test_chunk_execution_renders_only_at_queries(lift):
 
 
 def test_vla_policy_rollout(lift):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from vla.config import tiny_config
     from vla.policy import VLAPolicy
 
@@ -111,7 +110,6 @@ def test_vla_policy_rollout(lift):
 
 
 def test_metaworld_mt10_env_and_expert():
-    pytest.importorskip("metaworld")
     from sim_eval.metaworld_env import METAWORLD_TASKS
 
     assert len(METAWORLD_TASKS) == 10 and len({t.instruction for t in METAWORLD_TASKS.values()}) == 10
@@ -123,3 +121,28 @@ def test_metaworld_mt10_env_and_expert():
     res = run_episode(env, expert, Job("drawer-close-v3", 1))
     env.close()
     assert res.success, res.steps
+
+
+def test_gl_guard_softpipe_only_where_tensorflow_is_loaded(monkeypatch):
+    """A spawned worker inherits the parent's environment: a softpipe fallback forced because the
+    parent had TensorFlow loaded must not slow down a worker without it; a user's own choice stays."""
+    import os
+    import sys
+    import types
+
+    from sim_eval.gl import gl_guard
+
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    monkeypatch.delenv("VLA_SOFTPIPE_FOR_TENSORFLOW", raising=False)  # this process's own fallback, if any
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setenv("GALLIUM_DRIVER", "softpipe")
+    gl_guard()
+    assert os.environ["GALLIUM_DRIVER"] == "softpipe"  # set by the user: kept
+    monkeypatch.delenv("GALLIUM_DRIVER")
+    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
+    with pytest.warns(UserWarning, match="softpipe"):
+        gl_guard()
+    assert os.environ["GALLIUM_DRIVER"] == "softpipe"
+    monkeypatch.delitem(sys.modules, "tensorflow")  # now as in a spawned child of that process
+    gl_guard()
+    assert "GALLIUM_DRIVER" not in os.environ

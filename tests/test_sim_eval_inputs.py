@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("robosuite")
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +27,6 @@ def vla(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 def ckpts(tmp_path_factory):
     """run/policy: a Lift (robosuite_panda, 48 px) checkpoint inside a training run's folder;
     lab: the same robot fine-tuned under the name panda_lab, plus an 8-D-state arm."""
-    pytest.importorskip("torch")
     from sim_eval.envs import robosuite_panda_spec
     from vla.config import tiny_config
     from vla.policy import VLAPolicy

@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("robosuite")
-
-from sim_eval.envs import make_env  # noqa: E402
-from sim_eval.experts import make_expert  # noqa: E402
-from sim_eval.factors import FACTORS, FactorSetting, _scale_of  # noqa: E402
-from sim_eval.rollout import Job, run_episode  # noqa: E402
+from sim_eval.envs import make_env
+from sim_eval.experts import make_expert
+from sim_eval.factors import FACTORS, FactorSetting, _scale_of
+from sim_eval.rollout import Job, run_episode
 
 SEED = 4
 

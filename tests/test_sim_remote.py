@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("robosuite")
-pytest.importorskip("uvicorn")
-pytest.importorskip("openpi_client")
-
 
 @pytest.fixture(scope="module")
 def server():

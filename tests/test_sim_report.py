@@ -6,8 +6,6 @@ import math
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
 
 def _result(seed, condition="nominal", success=False, error=""):
     from sim_eval.rollout import EpisodeResult

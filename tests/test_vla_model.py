@@ -30,10 +30,10 @@ def _eval_loss(model, batch, draws=8):
         return float(np.mean(losses))
 
 
-@pytest.mark.parametrize("head", ["flow", "ddim"])
-def test_overfits_one_batch(head):
+def test_overfits_one_batch():
+    """Flow head end to end; the DDIM head's sampler is pinned by known answers in test_vla_samplers.py."""
     torch.manual_seed(0)
-    cfg = tiny_config(head=HeadConfig(kind=head))
+    cfg = tiny_config(head=HeadConfig(kind="flow"))
     policy = VLAPolicy.create(cfg, [panda_spec(with_stats=False)])
     samples = _fixed_batch(policy)
     batch = policy.collate(samples)

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from vla.collate import collate
@@ -26,6 +25,7 @@ from vla.types import (
     Observation,
     PolicyMetadata,
     TrainingSample,
+    per_observation_seeds,
     validate_observation,
 )
 
@@ -145,9 +145,7 @@ class VLAPolicy:
         shape = (self.config.action_horizon, self.config.max_action_dim)
         if seed is None:
             return torch.randn((batch_size, *shape))
-        seeds = [int(seed)] * batch_size if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
-        if len(seeds) != batch_size:
-            raise ValueError(f"seed: got {len(seeds)} seeds for {batch_size} observations")
+        seeds = per_observation_seeds(seed, batch_size)
         return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
     # -- batching ---------------------------------------------------------------------------

@@ -178,6 +178,16 @@ class Policy(Protocol):
     def reset(self) -> None: ...
 
 
+def per_observation_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
+    """``Policy.predict``'s ``seed`` as one entry per observation (an int or None applies to all)."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return [None if seed is None else int(seed)] * n
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n:
+        raise ValueError(f"seed: got {len(seeds)} seeds for {n} observations")
+    return seeds
+
+
 def validate_observation(obs: Any, spec: EmbodimentSpec, index: int | None = None) -> Observation:
     """Check one observation against an embodiment; raise InvalidObservationError naming the field."""
     if not isinstance(obs, dict):

@@ -63,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
     from finetune.recipes import demo_augment, demo_config
     from sim_eval.collect import collect
     from sim_eval.evaluate import evaluate, write_report
+    from sim_eval.seeds import EVAL_SEED
     from vla.policy import VLAPolicy
 
     out = Path(args.out)
@@ -122,11 +123,11 @@ def main(args: argparse.Namespace) -> int:
     nf = min(args.factor_episodes, args.eval_episodes) if args.factors else 0
     reports = []
     if nf:  # nominal + factors on seeds 1000.., then the rest of the nominal episodes
-        reports.append(evaluate(ckpt, [args.task], args.factors, nf, args.workers, rep_dir / "factors", seed=1000,
+        reports.append(evaluate(ckpt, [args.task], args.factors, nf, args.workers, rep_dir / "factors", seed=EVAL_SEED,
                                 image_size=args.image_size, videos_per_condition=1, max_steps=args.eval_max_steps))
     if args.eval_episodes > nf:
         reports.append(evaluate(ckpt, [args.task], (), args.eval_episodes - nf, args.workers, rep_dir / "nominal",
-                                seed=1000 + nf, image_size=args.image_size, videos_per_condition=1,
+                                seed=EVAL_SEED + nf, image_size=args.image_size, videos_per_condition=1,
                                 max_steps=args.eval_max_steps))
     for r, sub in zip(reports, ["factors", "nominal"] if nf else ["nominal"]):
         r["videos"] = [f"{sub}/{v}" for v in r["videos"]]
@@ -144,7 +145,11 @@ def main(args: argparse.Namespace) -> int:
           f"{rep_dir}/*/videos")
     print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4}")
     for o in report["summary"]["overall"]:
-        print(f"{o['condition']:<20} {o['success_rate']:>8.1%} [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] {o['n']:>4}")
+        if o["success_rate"] is None:  # every episode of the condition errored
+            print(f"{o['condition']:<20} {'-':>8} {'-':>14} {o['n']:>4}   ({o['errors']} errored)")
+            continue
+        print(f"{o['condition']:<20} {o['success_rate']:>8.1%} [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] {o['n']:>4}"
+              + (f"   ({o['errors']} errored)" if o["errors"] else ""))
     print("[demo] wall time: " + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"[demo] checkpoint: {ckpt}   loss curve: {res.out_dir / 'loss.png'}")
     print(f"[demo] serve it:   vla serve --checkpoint {ckpt}")

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from . import wire
-from .types import InvalidObservationError, PolicyMetadata, metadata_from_dict
+from .types import InvalidObservationError, PolicyMetadata, metadata_from_dict, per_observation_seeds
 
 _RETRY_STATUS = (502, 503, 504)
 
@@ -97,9 +97,7 @@ class RemotePolicy:
         self, observations: list[dict], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None
     ) -> list[np.ndarray]:
         """One chunk per observation; several observations go out concurrently (the server batches them)."""
-        seeds = [seed] * len(observations) if seed is None or isinstance(seed, (int, np.integer)) else list(seed)
-        if len(seeds) != len(observations):
-            raise ValueError(f"predict: got {len(seeds)} seeds for {len(observations)} observations")
+        seeds = per_observation_seeds(seed, len(observations))
         if len(observations) == 1:
             return [self.act(observations[0], embodiment=embodiment, seed=seeds[0]).actions]
         futs = [self._pool.submit(self.act, o, embodiment=embodiment, seed=s) for o, s in zip(observations, seeds)]

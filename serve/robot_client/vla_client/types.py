@@ -12,8 +12,17 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 try:
-    from vla.types import EmbodimentSpec, InvalidObservationError, PolicyMetadata
+    from vla.types import EmbodimentSpec, InvalidObservationError, PolicyMetadata, per_observation_seeds
 except ImportError:  # the robot-side distribution alone
+
+    def per_observation_seeds(seed, n: int) -> list:  # type: ignore[no-redef]
+        """``predict``'s ``seed`` as one entry per observation (an int or None applies to all)."""
+        if seed is None or isinstance(seed, int) or type(seed).__name__.startswith(("int", "uint")):
+            return [None if seed is None else int(seed)] * n
+        seeds = [int(s) for s in seed]
+        if len(seeds) != n:
+            raise ValueError(f"seed: got {len(seeds)} seeds for {n} observations")
+        return seeds
 
     class InvalidObservationError(ValueError):  # type: ignore[no-redef]
         """Malformed observation; names the field, what was expected and what came (as ``vla.types``)."""
@@ -73,4 +82,4 @@ def metadata_from_dict(d: dict[str, Any]) -> PolicyMetadata:
     )
 
 
-__all__ = ["EmbodimentSpec", "InvalidObservationError", "PolicyMetadata", "metadata_from_dict"]
+__all__ = ["EmbodimentSpec", "InvalidObservationError", "PolicyMetadata", "metadata_from_dict", "per_observation_seeds"]

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "by vla collect: one for every --data entry, or one per entry in the same order "
                              "('-' = none for that entry)")
     parser.add_argument("--cameras", nargs="+", action="extend", default=None, metavar="CAM[,CAM...]",
-                        help="standardized camera names to train on, in order (e.g. image_0,image_1 to fit a model's "
+                        help="standardized camera names to train on, in order (e.g. primary,wrist to fit a model's "
                              "max_cameras): one list for every --data entry, or one per entry ('-' = all)")
     parser.add_argument("--embodiment", default=None, help="embodiment name to train (default: the dataset's)")
     parser.add_argument("--out", required=True, help="output dir (checkpoints/, policy/, loss.png, tensorboard/)")

@@ -23,4 +23,3 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                          capture_output=True, text=True)
     if res.returncode != 0:
         pytest.exit(f"declared dependencies missing, no test run:\n{res.stderr.strip()}", returncode=3)
-

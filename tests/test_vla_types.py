@@ -61,3 +61,13 @@ def test_validation_names_field_expected_got(mutate, field, expected):
     assert e.value.field == f"observations[3].{field}"
     assert "expected" in str(e.value) and "got" in str(e.value)
     assert re.search(expected, str(e.value))
+
+
+def test_per_observation_seeds_fans_out_one_seed_and_checks_lists():
+    from vla.types import per_observation_seeds
+
+    assert per_observation_seeds(None, 3) == [None, None, None]
+    assert per_observation_seeds(np.int64(5), 2) == [5, 5] and per_observation_seeds(7, 1) == [7]
+    assert per_observation_seeds((1, 2), 2) == [1, 2]
+    with pytest.raises(ValueError, match="got 3 seeds for 2 observations"):
+        per_observation_seeds([1, 2, 3], 2)

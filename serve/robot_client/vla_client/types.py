@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 try:
     from vla.types import EmbodimentSpec, InvalidObservationError, PolicyMetadata, per_observation_seeds
 except ImportError:  # the robot-side distribution alone
 
     def per_observation_seeds(seed, n: int) -> list:  # type: ignore[no-redef]
         """``predict``'s ``seed`` as one entry per observation (an int or None applies to all)."""
-        if seed is None or isinstance(seed, int) or type(seed).__name__.startswith(("int", "uint")):
+        if seed is None or isinstance(seed, (int, np.integer)):
             return [None if seed is None else int(seed)] * n
         seeds = [int(s) for s in seed]
         if len(seeds) != n:

@@ -85,6 +85,17 @@ def _rate_cells(r: dict) -> str:
     return f"{r['success_rate']:.1%} | [{lo:.2f}, {hi:.2f}] | {r['n']} | {r['errors']}"
 
 
+def console_table(summary: dict) -> list[str]:
+    """The per-condition table ``vla eval`` and ``vla demo`` print: success, Wilson CI, n, errors, gap."""
+    lines = [f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}"]
+    for o in summary["overall"]:
+        gap = "" if o["gap_vs_nominal"] is None else f"{o['gap_vs_nominal']:+.1%}"
+        rate, ci = ("–", "–") if o["success_rate"] is None else (f"{o['success_rate']:.1%}",
+                                                                  "[{:.2f}, {:.2f}]".format(*o["ci95"]))
+        lines.append(f"{o['condition']:<20} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
+    return lines
+
+
 def _span(values) -> str:
     values = sorted(set(values))
     return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"

@@ -86,3 +86,15 @@ def test_plot_title_fits_and_labels_clear_the_error_bars(tmp_path):
     assert {t.get_text().split("n=")[1] for t in ax.texts} == {"50", "20"}  # each bar says its own n
     plot(report, tmp_path / "success.png")
     assert (tmp_path / "success.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_table_keeps_errors_apart_and_all_errored_rows_readable():
+    """The table `vla eval` and `vla demo` print: a row whose episodes all errored shows dashes, not 0 %."""
+    from sim_eval.report import console_table, summarize
+
+    results = [_result(0, success=True), _result(1), _result(2, "lighting@2", error="RuntimeError: worker died")]
+    lines = console_table(summarize(results))
+    assert lines[0].split() == ["condition", "success", "95%", "CI", "n", "errors", "gap"]
+    lo, hi = _wilson_95(1, 2)
+    assert lines[1].split() == ["nominal", "50.0%", f"[{lo:.2f},", f"{hi:.2f}]", "2", "0", "+0.0%"]
+    assert lines[2].split() == ["lighting@2", "–", "–", "0", "1"]

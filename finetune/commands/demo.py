@@ -63,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
     from finetune.recipes import demo_augment, demo_config
     from sim_eval.collect import collect
     from sim_eval.evaluate import evaluate, write_report
+    from sim_eval.report import console_table
     from sim_eval.seeds import EVAL_SEED
     from vla.policy import VLAPolicy
 
@@ -143,13 +144,7 @@ def main(args: argparse.Namespace) -> int:
     # 4. summary
     print(f"\n[demo] 4/4 report: {rep_dir / 'report.md'} (table), {rep_dir / 'success.png'}, videos in "
           f"{rep_dir}/*/videos")
-    print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4}")
-    for o in report["summary"]["overall"]:
-        if o["success_rate"] is None:  # every episode of the condition errored
-            print(f"{o['condition']:<20} {'-':>8} {'-':>14} {o['n']:>4}   ({o['errors']} errored)")
-            continue
-        print(f"{o['condition']:<20} {o['success_rate']:>8.1%} [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] {o['n']:>4}"
-              + (f"   ({o['errors']} errored)" if o["errors"] else ""))
+    print("\n".join(console_table(report["summary"])))
     print("[demo] wall time: " + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"[demo] checkpoint: {ckpt}   loss curve: {res.out_dir / 'loss.png'}")
     print(f"[demo] serve it:   vla serve --checkpoint {ckpt}")

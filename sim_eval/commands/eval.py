@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from sim_eval.evaluate import evaluate
+    from sim_eval.report import console_table
     from sim_eval.tasks import suite_tasks
 
     tasks = args.task or (list(suite_tasks(args.suite)) if args.suite else ["Lift"])
@@ -47,12 +48,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"vla eval: error: all {len(errors)} episodes errored (no success rate, no plot; see "
               f"{args.out}/report.md), first: {errors[0]}", file=sys.stderr)
         return 1
-    print(f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}")
-    for o in report["summary"]["overall"]:
-        gap = "" if o["gap_vs_nominal"] is None else f"{o['gap_vs_nominal']:+.1%}"
-        rate, ci = ("–", "–") if o["success_rate"] is None else (f"{o['success_rate']:.1%}",
-                                                                  "[{:.2f}, {:.2f}]".format(*o["ci95"]))
-        print(f"{o['condition']:<20} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
+    print("\n".join(console_table(report["summary"])))
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if errors:
         print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",

@@ -5,31 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = [
-    "lift",
-    "pick",
-    "place",
-    "the",
-    "a",
-    "red",
-    "green",
-    "blue",
-    "cube",
-    "can",
-    "door",
-    "open",
-    "close",
-    "stack",
-    "on",
-    "block",
-    "put",
-    "in",
-    "bin",
-    "robot",
-    "arm",
-    "move",
-    "to",
-]
+WORDS = (  # noqa: SIM905 - a sentence of words reads better than a 23-item list
+    "lift pick place the a red green blue cube can door open close stack on block put in bin robot arm move to"
+).split()
 
 
 def _fast_tokenizer(extra_special: list[str], bos="<bos>", eos="<eos>", cls_name="PreTrainedTokenizerFast"):

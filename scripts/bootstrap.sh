@@ -3,8 +3,9 @@
 # Fails loudly (non-zero, naming the package) when any install step fails or any declared
 # dependency does not import afterwards.
 #   VLA_PYTHON       python to build the venv with (default: python3, must be >= 3.11)
-#   VLA_TORCH_SPEC   torch requirement installed first (default: torch==2.13.0, the CPU wheel on
-#                    CPU-only machines; set e.g. VLA_TORCH_SPEC=skip inside a venv with your own CUDA torch)
+#   VLA_TORCH_SPEC   torch requirements installed first (default: "torch==2.14.1 torchvision==0.29.1",
+#                    the standard builds, which run on CPU too; set VLA_TORCH_SPEC=skip inside a venv with
+#                    your own CUDA torch + matching torchvision)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -28,9 +29,10 @@ pip_install() {  # pip's own exit status decides; only its "is ignored" notices 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing dependencies into .venv (first run takes a few minutes)"
   rm -f "$stamp"
-  spec="${VLA_TORCH_SPEC:-torch==2.13.0}"
-  if [ "$spec" != "skip" ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
-    pip_install "$spec"
+  spec="${VLA_TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+  if [ "$spec" != "skip" ]; then
+    # shellcheck disable=SC2086  # the spec is a list of requirements; pip is a no-op when they are met
+    pip_install $spec
   fi
   pip_install -e ".[all,dev]"
   .venv/bin/python -c 'import numpy; assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: need <2"' \

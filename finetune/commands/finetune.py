@@ -37,6 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-targets", nargs="*", default=None, help="LM module names (default: the backbone's)")
     parser.add_argument("--freeze", nargs="*", default=[], help="parameter-name prefixes to freeze (full mode)")
     parser.add_argument("--image-size", type=int, default=None, help="square image size (default: the model's)")
+    parser.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
+                        help="image encoder of a new embedded model: conv (from scratch) or any timm model, e.g. "
+                             "timm:efficientnet_lite0 (ImageNet weights from the pip package by default)")
+    parser.add_argument("--image-weights", default=None, metavar="PATH",
+                        help="timm encoder weights: a .pth/.safetensors file or a directory holding one; 'none' = "
+                             "random init (default: the offline ImageNet file for efficientnet_lite0)")
+    parser.add_argument("--image-stage", type=int, default=None, metavar="N",
+                        help="timm encoder: cut after feature stage N (later stages are not built)")
+    parser.add_argument("--image-freeze", default=None, metavar="none|all|stages:K",
+                        help="timm encoder: freeze nothing, the whole trunk, or the stem + stages 0..K")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
     parser.add_argument("--cache-mb", type=float, default=0.0,
                         help="keep up to this many MB of decoded episodes in RAM per loader (small datasets: "
@@ -111,6 +121,32 @@ def _embodiments(data, datasets) -> dict:
     return specs
 
 
+IMAGE_FLAGS = {"image_encoder": "--image-encoder", "image_weights": "--image-weights", "image_stage": "--image-stage",
+               "image_freeze": "--image-freeze"}
+
+
+def _image_flags(args: argparse.Namespace) -> dict:
+    return {field: getattr(args, field, None) for field in IMAGE_FLAGS if getattr(args, field, None) is not None}
+
+
+def _with_image_encoder(cfg, args: argparse.Namespace):
+    """The --image-* flags applied to a new model's backbone config (validated by VLAConfig)."""
+    import dataclasses
+
+    changes = _image_flags(args)
+    if not changes:
+        return cfg
+    if cfg.backbone.kind != "embedded":
+        raise ValueError(f"{', '.join(IMAGE_FLAGS[f] for f in changes)}: only for the embedded backbone "
+                         "(--base embedded), not an hf: VLM")
+    if "image_encoder" not in changes and cfg.backbone.image_encoder == "conv":
+        raise ValueError(f"{', '.join(IMAGE_FLAGS[f] for f in changes)}: need --image-encoder timm:<name>")
+    try:
+        return cfg.replace(backbone=dataclasses.replace(cfg.backbone, **changes))
+    except ValueError as e:
+        raise ValueError(f"--image-encoder/--image-*: {e}") from e
+
+
 def build(args: argparse.Namespace):
     """(policy, PipelineConfig, TrainConfig) from the command line."""
     import dataclasses
@@ -124,13 +160,16 @@ def build(args: argparse.Namespace):
     datasets = parse_data(args.data, args.mapping, args.cameras)
     size = (args.image_size, args.image_size) if args.image_size else None
     if kind == "checkpoint":
+        if _image_flags(args):
+            raise ValueError(f"{', '.join(IMAGE_FLAGS[f] for f in _image_flags(args))}: a checkpoint keeps its image "
+                             f"encoder ({target}); these flags are for a new model (--base embedded)")
         policy = VLAPolicy.from_pretrained(target)
         cfg = policy.config
         if size and size != tuple(cfg.image_size):
             raise ValueError(f"--image-size {args.image_size}: the checkpoint {target} sees {tuple(cfg.image_size)} "
                              "images (drop --image-size to train at its size)")
     else:
-        cfg = model_config(kind, target, args.preset)
+        cfg = _with_image_encoder(model_config(kind, target, args.preset), args)
         cfg = cfg.replace(image_size=size) if size else cfg
     data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb)
     specs = _embodiments(data, datasets)

@@ -49,9 +49,38 @@ class SpatialSoftmax(nn.Module):
         return attn @ coords
 
 
-class ConvImageEncoder(nn.Module):
-    """Stride-2 conv stages (GroupNorm + GELU), then a grid pool to ``grid x grid`` tokens, plus (with
-    ``keypoints > 0``) one token holding that many spatial-softmax keypoints.
+class GridTokens(nn.Module):
+    """The token head shared by the image encoders: a feature map float[B, C, H, W] is grid-pooled to
+    ``grid x grid`` tokens (+ a learned position each) projected to ``out_dim``, plus (with ``keypoints > 0``)
+    one token holding that many spatial-softmax keypoints. Its parameters sit on the encoder itself
+    (``pos``, ``proj``, ``keypoints``, ``keypoint_proj``), the names checkpoints of the conv encoder use."""
+
+    def _init_tokens(self, channels: int, grid: int, out_dim: int, keypoints: int) -> None:
+        self.grid = grid
+        self.pos = nn.Parameter(torch.zeros(grid * grid, channels))
+        self.proj = nn.Linear(channels, out_dim)
+        self.keypoints = SpatialSoftmax(channels, keypoints) if keypoints > 0 else None
+        self.keypoint_proj = nn.Linear(2 * keypoints, out_dim) if keypoints > 0 else None
+        self.tokens_per_image = grid * grid + (1 if keypoints > 0 else 0)
+
+    def _set_normalization(self, mean, std) -> None:
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def _normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(-self.mean / self.std, images_uint8.float(), 1.0 / (255.0 * self.std))  # (x/255-m)/s
+
+    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """float[B, C, H, W] -> float[B, tokens_per_image, out_dim]."""
+        tokens = self.proj(F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2) + self.pos)  # [B, g*g, D]
+        if self.keypoints is None:
+            return tokens
+        kp = self.keypoint_proj(self.keypoints(x).flatten(1))  # [B, D]
+        return torch.cat([tokens, kp[:, None]], dim=1)
+
+
+class ConvImageEncoder(GridTokens):
+    """Stride-2 conv stages (GroupNorm + GELU) trained from scratch, then the :class:`GridTokens` head.
 
     ``stem > 1`` makes the first stage a patchify conv (kernel = stride = ``stem``)."""
 
@@ -64,24 +93,22 @@ class ConvImageEncoder(nn.Module):
             layers += [conv, nn.GroupNorm(min(8, c), c), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
-        self.grid = grid
-        self.pos = nn.Parameter(torch.zeros(grid * grid, c_in))
-        self.proj = nn.Linear(c_in, out_dim)
-        self.keypoints = SpatialSoftmax(c_in, keypoints) if keypoints > 0 else None
-        self.keypoint_proj = nn.Linear(2 * keypoints, out_dim) if keypoints > 0 else None
-        self.tokens_per_image = grid * grid + (1 if keypoints > 0 else 0)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self._init_tokens(c_in, grid, out_dim, keypoints)
+        self._set_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """uint8[B, 3, H, W] -> float[B, tokens_per_image, out_dim]."""
-        x = torch.addcmul(-self.mean / self.std, images_uint8.float(), 1.0 / (255.0 * self.std))  # (x/255-m)/s
-        x = self.convs(x)
-        tokens = self.proj(F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2) + self.pos)  # [B, g*g, D]
-        if self.keypoints is None:
-            return tokens
-        kp = self.keypoint_proj(self.keypoints(x).flatten(1))  # [B, D]
-        return torch.cat([tokens, kp[:, None]], dim=1)
+        return self._tokens(self.convs(self._normalize(images_uint8)))
+
+
+def build_image_encoder(config: VLAConfig, out_dim: int) -> nn.Module:
+    """The image encoder ``config.backbone.image_encoder`` names: ``conv`` or ``timm:<model name>``."""
+    bcfg = config.backbone
+    if bcfg.image_encoder == "conv":
+        return ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, out_dim, bcfg.image_stem, bcfg.image_keypoints)
+    from vla.backbones.timm_encoder import TimmImageEncoder
+
+    return TimmImageEncoder(bcfg, out_dim)
 
 
 class EmbeddedBackbone(nn.Module):
@@ -112,8 +139,7 @@ class EmbeddedBackbone(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.hidden_size = lm_config.hidden_size
         self.config = config
-        self.image_encoder = ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, self.hidden_size, bcfg.image_stem,
-                                              bcfg.image_keypoints)
+        self.image_encoder = build_image_encoder(config, self.hidden_size)
         self.camera_embed = nn.Parameter(torch.zeros(config.max_cameras, self.hidden_size))
         nn.init.normal_(self.camera_embed, std=0.02)
         if bcfg.freeze_lm:

@@ -123,3 +123,39 @@ def save_tiny_idefics3(path: Path) -> Path:
     Idefics3ForConditionalGeneration(config).save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+QWEN_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ item['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+)
+
+
+def save_tiny_qwen2_5_vl(path: Path) -> Path:
+    """A 32² image becomes 4x4 patches of 8 px, merged 2x2: 4 image tokens per camera."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tok = _fast_tokenizer(["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>",
+                           "<|video_pad|>"], cls_name="Qwen2TokenizerFast")
+    pixels = dict(patch_size=8, merge_size=2, temporal_patch_size=2, min_pixels=16 * 16, max_pixels=64 * 64)
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels), tokenizer=tok,
+                                    video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=QWEN_TEMPLATE)
+    vocab = len(processor.tokenizer)
+    text = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                num_key_value_heads=2, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, pad_token_id=0)
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=8,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=32, fullatt_block_indexes=[1])
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, vocab_size=vocab, hidden_size=64,
+                              image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+                              video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+                              vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"), pad_token_id=0)
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -1,4 +1,4 @@
-"""Tiny random PaliGemma and Idefics3 (SmolVLM) checkpoints, saved to disk and loaded by path
+"""Tiny random PaliGemma, Idefics3 (SmolVLM) and Qwen2.5-VL checkpoints, saved to disk and loaded by path
 through the same from_pretrained code path a hub id takes; a training step and predict on each."""
 
 import dataclasses
@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.hf_tiny import save_tiny_idefics3, save_tiny_paligemma
+from tests.hf_tiny import save_tiny_idefics3, save_tiny_paligemma, save_tiny_qwen2_5_vl
 from tests.vla_helpers import observation, panda_spec
 from vla.config import BackboneConfig, tiny_config
 from vla.policy import VLAPolicy
 
 
-@pytest.mark.parametrize("family, builder", [("paligemma", save_tiny_paligemma), ("idefics3", save_tiny_idefics3)])
+@pytest.mark.parametrize("family, builder", [("paligemma", save_tiny_paligemma), ("idefics3", save_tiny_idefics3),
+                                             ("qwen2_5_vl", save_tiny_qwen2_5_vl)])
 def test_hf_backbone_train_step_predict_and_reload(tmp_path, family, builder):
     hub_dir = builder(tmp_path / f"tiny-{family}")
     cfg = dataclasses.replace(

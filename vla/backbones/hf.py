@@ -19,6 +19,17 @@ def _text_config(config):
     return getattr(config, "text_config", None) or config
 
 
+def _truncate_layers(hf_config, k: int) -> None:
+    """Keep the first ``k`` decoder layers (and their per-layer ``layer_types``, e.g. Qwen2.5-VL's)."""
+    configs = [_text_config(hf_config)]
+    if hasattr(hf_config, "num_hidden_layers") and hf_config is not configs[0]:
+        configs.append(hf_config)  # some configs mirror it at top level
+    for c in configs:
+        c.num_hidden_layers = k
+        if isinstance(getattr(c, "layer_types", None), list):
+            c.layer_types = c.layer_types[:k]
+
+
 class HFBackbone(nn.Module):
     def __init__(self, config: VLAConfig):
         super().__init__()
@@ -34,9 +45,7 @@ class HFBackbone(nn.Module):
             raise ValueError(f"backbone.hf_model={source!r}: cannot load config/processor ({e})") from e
         self.family = hf_config.model_type
         if bcfg.num_lm_layers is not None:
-            _text_config(hf_config).num_hidden_layers = bcfg.num_lm_layers
-            if hasattr(hf_config, "num_hidden_layers") and hf_config is not _text_config(hf_config):
-                hf_config.num_hidden_layers = bcfg.num_lm_layers  # some configs mirror it at top level
+            _truncate_layers(hf_config, bcfg.num_lm_layers)
         dtype = bcfg.hf_dtype
         if dtype == "auto":
             dtype = "bfloat16" if torch.cuda.is_available() else "float32"

@@ -13,6 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# test modules import tensorflow(_datasets) directly: Triton's native library must be loaded first
+from data_pipelines.rlds.tf_loader import preload_triton  # noqa: E402
+
+preload_triton()
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every dependency the project declares (base + all + dev extras) must be installed: a missing one

@@ -39,7 +39,9 @@ def is_leaf(node: Any) -> bool:
 
 def to_tfds(spec: dict):
     """Convert a spec tree into ``tfds.features.FeaturesDict`` (imports tensorflow_datasets lazily)."""
-    import tensorflow_datasets as tfds
+    from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
 
     def conv(node):
         if isinstance(node, dict) and node.get("kind") == "steps":

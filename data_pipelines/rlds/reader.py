@@ -112,7 +112,9 @@ class RLDSSource:
     @property
     def builder(self):
         if self._builder is None:
-            import tensorflow_datasets as tfds
+            from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+            tfds = tensorflow_datasets()
 
             try:
                 self._builder = tfds.builder_from_directory(str(self.dir))
@@ -133,7 +135,9 @@ class RLDSSource:
         out = []
 
         def walk(feat, prefix):
-            import tensorflow_datasets as tfds
+            from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+            tfds = tensorflow_datasets()
 
             if isinstance(feat, tfds.features.Dataset):
                 walk(feat.feature, prefix)
@@ -149,7 +153,9 @@ class RLDSSource:
     def _episode_refs(self) -> list[tuple[str, int, str, int]]:
         """(file, record, split, index in split) for every episode of the split selection, in order."""
         if self._refs is None:
-            import tensorflow_datasets as tfds
+            from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+            tfds = tensorflow_datasets()
 
             splits = self.builder.info.splits
             try:
@@ -197,7 +203,9 @@ class RLDSSource:
         return [i for f in files for i in by_file[f]]
 
     def _skip_image_decoders(self):
-        import tensorflow_datasets as tfds
+        from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+        tfds = tensorflow_datasets()
 
         def walk(feat):
             if isinstance(feat, tfds.features.Dataset):
@@ -219,7 +227,9 @@ class RLDSSource:
         ``keep(position) -> bool`` selects positions of the order (e.g. one data-loader worker's
         share) without decoding the others; ``decode_images=False`` leaves images as encoded bytes.
         """
-        import tensorflow as tf
+        from data_pipelines.rlds.tf_loader import tensorflow
+
+        tf = tensorflow()
 
         refs = self._episode_refs()
         order = [o for p, o in enumerate(self.episode_order(seed)) if p >= skip and (keep is None or keep(p))]

@@ -219,9 +219,11 @@ def write_tfds(
 ) -> Path:
     """Low level: write examples already shaped like ``feature_spec`` (a :mod:`features` spec, or a
     callable giving it once the first example was produced) as a TFDS directory; returns its path."""
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
     from tqdm import tqdm
+
+    from data_pipelines.rlds.tf_loader import tensorflow, tensorflow_datasets
+
+    tf, tfds = tensorflow(), tensorflow_datasets()
 
     if not dataset_name or "/" in dataset_name or "-" in dataset_name:
         raise ValueError(f"dataset_name must be a non-empty name without '/' or '-'; got {dataset_name!r}")

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from data_pipelines.augment import BatchAugmentConfig
+
 
 @dataclass(frozen=True)
 class LoraSettings:
@@ -44,6 +46,8 @@ class TrainConfig:
     max_seconds: float | None = None  # stop early (and save) after this much wall time
     # with max_seconds: after 20 timed steps, shrink/grow ``steps`` to fill it (a rerun of a finished run: once more)
     fit_steps_to_time: bool = False
+    # train-only image augmentation of each batch (data_pipelines.augment; None = off); never at validation/inference
+    augment: BatchAugmentConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
@@ -51,6 +55,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1; got {getattr(self, name)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be auto|no|bf16|fp16; got {self.mixed_precision!r}")
+        if self.augment is not None and not isinstance(self.augment, BatchAugmentConfig):
+            raise ValueError(f"TrainConfig.augment must be a BatchAugmentConfig or None; got {type(self.augment)}")
 
     def replace(self, **kw: Any) -> TrainConfig:
         return dataclasses.replace(self, **kw)

@@ -31,10 +31,12 @@ def data_settings(data) -> dict[str, Any]:
 
 
 def run_settings(data, cfg: TrainConfig, world_size: int, embodiment: str | None) -> dict[str, Any]:
-    """What a resumed run must share with its checkpoint: data, batch composition and what trains."""
+    """What a resumed run must share with its checkpoint: data, batch composition, what trains and the batch
+    augmentation (checkpoints from before it was recorded compare as augmentation off)."""
     return _jsonable({"data": data_settings(data), "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
                       "processes": world_size, "num_workers": cfg.num_workers, "seed": cfg.seed,
-                      "embodiment": embodiment, "lora": cfg.lora, "freeze": cfg.freeze})
+                      "embodiment": embodiment, "lora": cfg.lora, "freeze": cfg.freeze,
+                      "augment": cfg.augment})
 
 
 def _jsonable(x: Any) -> Any:

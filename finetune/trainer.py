@@ -1,7 +1,8 @@
 """The training loop on ``accelerate``: AdamW, warmup + cosine, grad clip/accumulation, bf16 autocast
 on GPU, optional EMA, atomic checkpoints with exact resume, LoRA per embodiment.
 
-Determinism: every micro-batch draws its noise/time from a seed derived from (seed, step, global
+Determinism: every micro-batch draws its noise/time (and, with ``cfg.augment``, its image augmentation:
+:mod:`data_pipelines.augment`, applied here and nowhere else) from seeds derived from (seed, step, global
 micro-batch index), and every process reads the same global batch from the pipeline and keeps its
 own slice, so N processes x batch B give the per-step loss of 1 process x B with N accumulation
 steps, and a resumed run repeats the uninterrupted one exactly.
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 
+from data_pipelines.augment import augment_batch, batch_generator
 from finetune.budget import TimeBudget
 from finetune.config import TrainConfig
 from finetune.params import count_params, setup_trainable  # noqa: F401  (public here since the first release)
@@ -60,6 +62,8 @@ def train_step(run: Run, step: int) -> float:
     for a in range(cfg.grad_accum):
         idx = a * world + rank
         batch = run.collate(micro[idx], f"step {step}, micro {idx}")
+        if cfg.augment is not None:  # train-only image augmentation, seeded like the noise below
+            batch = augment_batch(batch, cfg.augment, batch_generator(cfg.seed, step, idx))
         seed = micro_seed(cfg.seed, step, idx)
         torch.manual_seed(seed)
         gen = torch.Generator(device=acc.device).manual_seed(seed)

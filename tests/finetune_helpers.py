@@ -46,11 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike):
     """One EMA training run of the resume tests (the same for the uninterrupted, killed and resumed runs):
     ``variant``: ``plain`` | ``worker`` (one data-loader worker) | ``lora`` | ``2ranks`` (spawned data-parallel
-    ranks) | ``accum2`` (one process with the global batch of ``2ranks``)."""
+    ranks) | ``accum2`` (one process with the global batch of ``2ranks``); both of the last two with the strong
+    batch augmentation (seeded per global micro-batch, so they augment alike)."""
     import functools
 
     import torch
 
+    from data_pipelines.augment import STRONG
     from data_pipelines.pipeline import DatasetConfig, PipelineConfig
     from finetune.config import LoraSettings, TrainConfig
     from finetune.launch import train_processes
@@ -62,7 +64,8 @@ def ema_resume_run(variant: str, data_dir: str | os.PathLike, out_dir: str | os.
     cfg = TrainConfig(steps=12, batch_size=4, warmup_steps=2, lr=1e-3, ema_decay=0.9, save_every=4, keep_last=2,
                       progress=False, tensorboard=False, seed=0, num_workers=1 if variant == "worker" else 0,
                       grad_accum=2 if variant == "accum2" else 1,
-                      lora=LoraSettings(rank=4, alpha=8) if variant == "lora" else None)
+                      lora=LoraSettings(rank=4, alpha=8) if variant == "lora" else None,
+                      augment=STRONG if variant in ("2ranks", "accum2") else None)
     make = functools.partial(VLAPolicy.create, tiny_config(), [toy_spec()], seed=0)
     kw = {"embodiment": "lora_arm"} if variant == "lora" else {}
     return train_processes(make, data, cfg, out_dir, processes=2 if variant == "2ranks" else 1, **kw)

@@ -1,5 +1,6 @@
 """Exact resume with EMA: a run killed with SIGKILL mid-way continues from its last checkpoint and its loss
-and lr trajectory equal the uninterrupted run's (tiny model, CPU, fixed seeds) - from the CLI, with a
+and lr trajectory equal the uninterrupted run's (tiny model, CPU, fixed seeds) - from the CLI (with batch
+augmentation: ``--augment strong``), with a
 data-loader worker, with LoRA and with 2 data-parallel ranks. Checkpoints hold the live weights (resume);
 the exported ``policy/`` holds the EMA weights."""
 
@@ -27,7 +28,8 @@ def toy_data(tmp_path_factory):
 def _cmd(data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "vla.cli", "finetune", "--base", "embedded", "--preset", "tiny", "--data", str(data),
             "--out", str(out), "--steps", "8", "--batch-size", "4", "--save-every", "3", "--keep-last", "2",
-            "--warmup", "2", "--threads", "1", "--seed", "0", "--ema", "0.9", "--lr", "1e-3"]
+            "--warmup", "2", "--threads", "1", "--seed", "0", "--ema", "0.9", "--lr", "1e-3",
+            "--augment", "strong"]
 
 
 def _env():

@@ -47,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timm encoder: cut after feature stage N (later stages are not built)")
     parser.add_argument("--image-freeze", default=None, metavar="none|all|stages:K",
                         help="timm encoder: freeze nothing, the whole trunk, or the stem + stages 0..K")
+    parser.add_argument("--augment", default="sample", choices=("sample", "none", "light", "strong"),
+                        help="train-only image augmentation (never at validation or inference). sample (default): "
+                             "the data pipeline's per-sample crop + colour jitter; none: off; light / strong: seeded "
+                             "batched augmentation in the training step instead (data_pipelines.augment). "
+                             "light: crop 85-100%% area, brightness/contrast/saturation x0.8-1.2, hue +-0.02 turn, "
+                             "per-channel gain x0.9-1.1; strong: crop 70-100%%, brightness/contrast x0.6-1.4, "
+                             "saturation x0.5-1.5, hue +-0.05 turn, gain x0.6-1.2, up to 3 random coloured "
+                             "boxes/ellipses (p 0.4 each) and an erased box of 2-8%% area (p 0.25)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
     parser.add_argument("--cache-mb", type=float, default=0.0,
                         help="keep up to this many MB of decoded episodes in RAM per loader (small datasets: "
@@ -151,6 +159,7 @@ def build(args: argparse.Namespace):
     """(policy, PipelineConfig, TrainConfig) from the command line."""
     import dataclasses
 
+    from data_pipelines.augment import preset
     from data_pipelines.pipeline import PipelineConfig
     from finetune.config import LoraSettings, TrainConfig
     from finetune.recipes import model_config, parse_base
@@ -171,7 +180,9 @@ def build(args: argparse.Namespace):
     else:
         cfg = _with_image_encoder(model_config(kind, target, args.preset), args)
         cfg = cfg.replace(image_size=size) if size else cfg
-    data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb)
+    batch_augment = preset(args.augment) if args.augment != "sample" else None
+    sample_augment = {} if args.augment == "sample" else {"augment": None}  # one augmentation stage, not two
+    data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb, **sample_augment)
     specs = _embodiments(data, datasets)
     for spec in specs.values():
         if len(spec.cameras) > cfg.max_cameras:
@@ -196,7 +207,7 @@ def build(args: argparse.Namespace):
                      warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema, seed=args.seed,
                      save_every=args.save_every, keep_last=args.keep_last, num_workers=args.num_workers,
                      freeze=tuple(args.freeze), lora=lora, val_every=args.val_every if args.val_task else 0,
-                     max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+                     max_seconds=args.max_minutes * 60 if args.max_minutes else None, augment=batch_augment)
     return policy, data, tc
 
 

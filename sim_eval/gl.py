@@ -17,6 +17,9 @@ def gl_guard() -> None:
     When TF is already loaded in this process, fall back to the LLVM-free softpipe rasterizer (slow; the
     rollout/collect/eval paths avoid this by running MuJoCo in fresh worker processes). A process that
     inherited that fallback from a TF-loaded parent (a spawned worker) but has no TF goes back to llvmpipe."""
+    from vla.native import preload_triton
+
+    preload_triton()  # before Mesa's llvmpipe loads: Triton loaded after it segfaults (vla.native)
     egl = os.environ.get("MUJOCO_GL", "egl") == "egl"
     if "tensorflow" not in sys.modules:
         if os.environ.pop(_SOFTPIPE_MARK, None):

@@ -13,8 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# test modules import tensorflow(_datasets) directly: Triton's native library must be loaded first
-from data_pipelines.rlds.tf_loader import preload_triton  # noqa: E402
+# test modules import tensorflow(_datasets) and render directly: Triton's native library must load first
+from vla.native import preload_triton  # noqa: E402
 
 preload_triton()
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sim_eval.rollout import Job, PolicySource, RolloutConfig, run_jobs
-from sim_eval.seeds import COLLECT_SEED, episode_seeds
+from sim_eval.seeds import COLLECT_FACTOR_SEED, COLLECT_SEED, check_collect_seeds, episode_seeds
 
 VERSION = "1.0.0"
 
@@ -33,10 +33,13 @@ class CollectSummary:
     path: str
     steps: int
     seconds: float
+    randomize: tuple[str, ...] = ()  # "factor@max_severity" drawn per episode (see sim_eval.randomize)
+    factor_seed: int | None = None  # the factor seed of those draws (None: nothing randomized)
 
     def line(self) -> str:
-        return (f"{self.task}: recorded {self.recorded}/{self.requested} successful episodes ({self.steps} steps) "
-                f"to {self.path}; discarded {self.discarded} failed episode(s)"
+        rand = f" randomizing {', '.join(self.randomize)}" if self.randomize else ""
+        return (f"{self.task}: recorded {self.recorded}/{self.requested} successful episodes ({self.steps} steps)"
+                f"{rand} to {self.path}; discarded {self.discarded} failed episode(s)"
                 + (f", {self.errors} errored" if self.errors else "") + f" [{self.seconds:.0f} s]")
 
 
@@ -55,6 +58,7 @@ def collect(
     seed: int = COLLECT_SEED,
     dataset_name: str | None = None,
     factors: Sequence = (),
+    randomize: Sequence = (),
     max_attempts: int | None = None,
     max_steps: int | None = None,
     overwrite: bool = False,
@@ -66,21 +70,29 @@ def collect(
     enough succeed or ``max_attempts`` (default 2N+10) episodes ran: the demos are the first N
     successful seeds. Failed ones (including those not done within ``max_steps``, default the task's
     limit) are discarded and counted. An existing non-empty dataset raises :class:`DatasetExistsError`
-    unless ``overwrite``.
+    unless ``overwrite``. Episode seeds must stay below :data:`sim_eval.seeds.EVAL_SEED`.
+
+    ``randomize``: ``"factor[@max_severity]"`` strings or :class:`sim_eval.randomize.Randomize` items;
+    each episode draws each factor's severity from 0..max (default 2) and its perturbation, with
+    :data:`sim_eval.seeds.COLLECT_FACTOR_SEED`; the draws go to the episode metadata ``randomization``
+    (a JSON string ``{factor: {"severity": s, ...drawn values}}``).
     """
     from tqdm import tqdm
 
     from data_pipelines.rlds.writer import write_rlds
+    from sim_eval.randomize import parse_randomize
     from sim_eval.tasks import task_info, task_spec
 
     if episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {episodes}")
     info = task_info(task)
+    rands = parse_randomize(randomize, info.suite)
     spec = task_spec(task, image_size)
     path = dataset_path(out_dir, task, dataset_name)
     if not overwrite and path.is_dir() and any(path.iterdir()):
         raise DatasetExistsError(path)
     limit = max_attempts or 2 * episodes + 10
+    check_collect_seeds(seed, limit)
     cfg = RolloutConfig(image_size=image_size, max_steps=max_steps)
     stats = {"ok": 0, "failed": 0, "errors": 0, "steps": 0}
     t0 = time.perf_counter()
@@ -90,7 +102,8 @@ def collect(
     bar = tqdm(total=episodes, desc=f"collect {task}", unit="demo", disable=not progress, dynamic_ncols=True)
 
     def episodes_iter() -> Iterator[dict]:
-        jobs = [Job(task, s, factors=tuple(factors), record=True) for s in episode_seeds(seed, limit)]
+        cond = "randomize:" + ",".join(r.label for r in rands) if rands else "nominal"
+        jobs = [Job(task, s, cond, factors=tuple(factors) + rands, record=True) for s in episode_seeds(seed, limit)]
         results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True)
         try:
             for tried, res in enumerate(results, 1):
@@ -119,6 +132,7 @@ def collect(
         bar.close()
     summary = CollectSummary(task=task, requested=episodes, recorded=stats["ok"], discarded=stats["failed"],
                              errors=stats["errors"], path=str(written), steps=stats["steps"],
-                             seconds=time.perf_counter() - t0)
+                             seconds=time.perf_counter() - t0, randomize=tuple(r.label for r in rands),
+                             factor_seed=COLLECT_FACTOR_SEED if rands else None)
     (Path(written) / "collect_summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary

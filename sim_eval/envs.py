@@ -116,6 +116,7 @@ class RobosuiteEnv:
 
     def reset(self, seed: int, render: bool = True) -> Observation:
         """Start the episode fully determined by ``seed`` (and the factors' own seeds)."""
+        self.factors.before_reset(self, seed)  # a randomized object size may recompile the scene
         self.env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
         self._obs = self.env.reset()
         self.instruction = self.task.instruction

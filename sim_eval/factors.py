@@ -7,6 +7,8 @@ reproduces it exactly. Two factors edit the scene at build time (and recompile i
 ``object_size`` (scales the target object's geoms/meshes by a fixed factor of the condition) and
 ``distractors`` (adds a pool of hidden visual-only objects that episodes place on the table).
 Every other factor edits ``env.model`` arrays after ``reset`` and is undone before the next.
+``apply`` returns what it drew (colours, gains, counts) for the episode metadata of collected demos;
+per-episode randomized severities (:class:`sim_eval.randomize.Randomize` items) are drawn by :class:`FactorSet`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def _surface_geoms(env) -> list[int]:
     return _visual_geoms(model, names)
 
 
+def _floats(x) -> list[float]:
+    return [float(v) for v in np.ravel(x)]
+
+
 def _random_color(rng: np.random.Generator) -> np.ndarray:
     import colorsys
 
@@ -119,8 +125,9 @@ class Factor:
     def edit_xml(self, root: ET.Element, env, s: FactorSetting) -> bool:
         return False
 
-    def apply(self, env, s: FactorSetting, rng: np.random.Generator) -> None:
-        pass
+    def apply(self, env, s: FactorSetting, rng: np.random.Generator) -> dict | None:
+        """Edit the model for this episode; return what was drawn (JSON-able) or None."""
+        return None
 
 
 class CameraPose(Factor):
@@ -137,6 +144,8 @@ class CameraPose(Factor):
         axis /= np.linalg.norm(axis)
         ang = np.deg2rad(4.0 * s.severity) * rng.choice([-1, 1])
         model.cam_quat[cid] = _quat_mul(_axis_angle_quat(axis, ang), model.cam_quat[cid])
+        return {"shift": _floats(d / np.linalg.norm(d) * 0.04 * s.severity), "axis": _floats(axis),
+                "tilt_deg": float(np.rad2deg(ang))}
 
 
 class Lighting(Factor):
@@ -154,6 +163,7 @@ class Lighting(Factor):
             model.light_pos[i] += np.r_[rng.uniform(-0.5, 0.5, 2) * s.severity, 0.0]
         model.vis.headlight.diffuse[:] = np.clip(np.asarray(model.vis.headlight.diffuse) * gain, 0, 1)
         model.vis.headlight.ambient[:] = np.clip(np.asarray(model.vis.headlight.ambient) * gain, 0, 1)
+        return {"gain": float(gain), "tint": _floats(tint)}
 
 
 class TableAppearance(Factor):
@@ -173,12 +183,13 @@ class TableAppearance(Factor):
             for g in geoms:
                 model.geom_matid[g] = mat
                 model.geom_rgba[g] = color
-            return
+            return {"color": _floats(color), "material": model.material(mat).name if mat >= 0 else ""}
         for g in geoms:
             base = _geom_color(model, g)
             model.geom_matid[g] = -1
             model.geom_rgba[g] = 0.5 * base + 0.5 * color if s.severity == 1 else color
             model.geom_rgba[g, 3] = 1.0
+        return {"color": _floats(color)}
 
 
 class ObjectColor(Factor):
@@ -198,6 +209,7 @@ class ObjectColor(Factor):
             model.geom_matid[g] = -1
             model.geom_rgba[g] = (1 - w) * base + w * color
             model.geom_rgba[g, 3] = 1.0
+        return {"color": _floats(color), "weight": w}
 
 
 def _scale_of(s: FactorSetting) -> float:
@@ -211,7 +223,9 @@ class ObjectSize(Factor):
     changes_solution = True
 
     def edit_xml(self, root, env, s):
-        scale = _scale_of(s)
+        return self.scale_xml(root, env, _scale_of(s))
+
+    def scale_xml(self, root, env, scale: float) -> bool:
         body_name = TARGET_BODY[env.task.name]
         body = next((b for b in root.iter("body") if b.get("name") == body_name), None)
         if body is None:
@@ -239,11 +253,14 @@ class ObjectSize(Factor):
         return True
 
     def apply(self, env, s, rng):
+        return self.lift(env, _scale_of(s))
+
+    def lift(self, env, scale: float) -> dict:
         # objects are placed for their nominal size: lift larger ones so they do not start inside the table
         qs = _free_joint_qpos(env, TARGET_BODY[env.task.name])
-        scale = _scale_of(s)
         if qs is not None and scale > 1:
             env.sim.data.qpos[qs.start + 2] += 0.03 * (scale - 1) + 0.002
+        return {"scale": float(scale)}
 
 
 class ObjectPose(Factor):
@@ -266,8 +283,9 @@ class ObjectPose(Factor):
         body = TARGET_BODY[env.task.name]
         if env.task.name == "Door":  # the door is fixed to the world: shift its base body
             bid = model.body_name2id("Door_main")
-            model.body_pos[bid, :2] += rng.uniform(-r, r, 2)
-            return
+            shift = rng.uniform(-r, r, 2)
+            model.body_pos[bid, :2] += shift
+            return {"shift": _floats(shift)}
         qs = _free_joint_qpos(env, body)
         others = [np.array(data.body_xpos[model.body_name2id(b)][:2]) for b in ("cubeB_main",) if b in model.body_names]
         for _ in range(100):
@@ -275,8 +293,10 @@ class ObjectPose(Factor):
             if all(np.linalg.norm(xy - o) > 0.08 for o in others):
                 break
         data.qpos[qs.start:qs.start + 2] = xy
-        data.qpos[qs.start + 3:qs.start + 7] = _axis_angle_quat((0.0, 0.0, 1.0), rng.uniform(0, 2 * np.pi))
+        yaw = rng.uniform(0, 2 * np.pi)
+        data.qpos[qs.start + 3:qs.start + 7] = _axis_angle_quat((0.0, 0.0, 1.0), yaw)
         data.qvel[model.jnt_dofadr[model.body_jntadr[model.body_name2id(body)]]:][:6] = 0.0
+        return {"xy": _floats(xy), "yaw": float(yaw)}
 
 
 class Distractors(Factor):
@@ -305,6 +325,7 @@ class Distractors(Factor):
         avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2])
                  for b in (TARGET_BODY[env.task.name], "cubeB_main") if b in model.body_names]
         placed: list[np.ndarray] = []
+        colors = []
         for i in range(min(2 * s.severity, N_DISTRACTORS)):
             for _ in range(200):
                 xy = center + rng.uniform(-r, r, 2)
@@ -315,6 +336,8 @@ class Distractors(Factor):
             model.body_pos[bid] = [xy[0], xy[1], z]
             g = model.geom_name2id(f"distractor{i}_g")
             model.geom_rgba[g] = _random_color(rng)
+            colors.append(_floats(model.geom_rgba[g]))
+        return {"n": len(placed), "xy": [_floats(p) for p in placed], "colors": colors}
 
 
 class Paraphrase(Factor):
@@ -329,6 +352,7 @@ class Paraphrase(Factor):
         if s.severity == 3:
             text = str(rng.choice(["please ", "robot, ", "now "])) + text + str(rng.choice(["", " carefully", " now"]))
         env.instruction = text
+        return {"instruction": text}
 
 
 class Dynamics(Factor):
@@ -349,6 +373,7 @@ class Dynamics(Factor):
         if env.task.name == "Door":
             jid = model.joint_name2id(env.env.door.joints[0])
             model.dof_damping[model.jnt_dofadr[jid]] *= 1 + s.severity
+        return {"mass_scale": float(m), "friction_scale": float(f)}
 
 
 FACTORS: dict[str, Factor] = {
@@ -371,26 +396,52 @@ _SNAPSHOT = ("cam_pos", "cam_quat", "light_diffuse", "light_ambient", "light_pos
 
 
 class FactorSet:
-    """The factors of one env: scene edits at build time, model edits per episode."""
+    """The factors of one env: scene edits at build time, model edits per episode.
 
-    def __init__(self, factors: Sequence[FactorSetting | str] = ()):
-        self.settings = tuple(FactorSetting.parse(f) if isinstance(f, str) else f for f in factors)
+    ``factors`` holds :class:`FactorSetting` (or ``"name@sev"``) conditions and
+    :class:`sim_eval.randomize.Randomize` items, whose severities are drawn per episode; ``drawn``
+    is what the last episode drew for the latter (``{name: {"severity": s, ...}}``)."""
+
+    def __init__(self, factors: Sequence = ()):
+        drawn = [hasattr(f, "max_severity") for f in factors]  # Randomize items (that module imports this one)
+        self.randomize = tuple(f for f, d in zip(factors, drawn) if d)
+        self.settings = tuple(FactorSetting.parse(f) if isinstance(f, str) else f for f, d in zip(factors, drawn)
+                              if not d)
         self._nominal: dict[str, np.ndarray] = {}
+        self.drawn: dict[str, dict] = {}
+        self._base_xml: str | None = None  # randomized object_size: the scene it rescales per episode
+        self._scale = 1.0
 
     def prepare(self, env) -> None:
         active = [s for s in self.settings if s.severity > 0]
+        # randomized factors edit the scene at their highest severity (e.g. the distractor pool)
+        build = active + [FactorSetting(r.name, r.max_severity, r.seed) for r in self.randomize
+                          if r.name != "object_size"]
         if env.task.suite != "robosuite":
-            bad = [s.name for s in active if s.name not in GENERIC_FACTORS]
+            bad = [n for n in [s.name for s in active] + [r.name for r in self.randomize] if n not in GENERIC_FACTORS]
             if bad:
                 raise ValueError(f"{env.task.name}: factor(s) {bad} are robosuite-only; on {env.task.suite} use "
                                  f"{sorted(GENERIC_FACTORS)}")
-        if active and env.task.suite == "robosuite":
+        if (build or self.randomize) and env.task.suite == "robosuite":
             root = ET.fromstring(env.env.model.get_xml())
-            changed = [FACTORS[s.name].edit_xml(root, env, s) for s in active]
+            changed = [FACTORS[s.name].edit_xml(root, env, s) for s in build]
             if any(changed):
                 env.env.reset_from_xml_string(ET.tostring(root, encoding="unicode"))
+            if any(r.name == "object_size" for r in self.randomize):
+                self._base_xml = ET.tostring(root, encoding="unicode")
         self.snapshot(env)
 
+    def before_reset(self, env, seed: int) -> None:
+        """Randomized ``object_size``: recompile the scene when this episode's scale differs from the compiled one."""
+        r = next((r for r in self.randomize if r.name == "object_size"), None)
+        if r is None or r.scale(seed) == self._scale:
+            return
+        root = ET.fromstring(self._base_xml)
+        FACTORS["object_size"].scale_xml(root, env, r.scale(seed))
+        env.env.reset_from_xml_string(ET.tostring(root, encoding="unicode"))
+        env._setup_renderer()
+        self._scale = r.scale(seed)
+        self.snapshot(env)
     def snapshot(self, env) -> None:
         model = env.model
         self._nominal = {k: np.array(getattr(model, k)).copy() for k in _SNAPSHOT}
@@ -411,8 +462,16 @@ class FactorSet:
             model.body_pos[self._dist] = self._dist_pos
 
     def apply(self, env, seed: int) -> None:
-        """Undo the last episode's edits, then draw and apply this episode's."""
+        """Undo the last episode's edits, then draw and apply this episode's (conditions, then randomized)."""
         self.restore(env)
         for s in self.settings:
             if s.severity > 0:
                 FACTORS[s.name].apply(env, s, s.rng(seed))
+        self.drawn = {}
+        for r in self.randomize:
+            s = FactorSetting(r.name, r.severity(seed), r.seed)
+            if r.name == "object_size":
+                info = FACTORS[r.name].lift(env, r.scale(seed))
+            else:
+                info = FACTORS[r.name].apply(env, s, s.rng(seed)) if s.severity > 0 else None
+            self.drawn[r.name] = {"severity": s.severity, **(info or {})}

@@ -70,7 +70,7 @@ class Job:
     task: str
     seed: int
     condition: str = "nominal"  # e.g. "nominal" or "lighting@2"
-    factors: tuple = ()  # FactorSetting tuple applied to the env
+    factors: tuple = ()  # FactorSetting conditions and Randomize items (drawn per episode) applied to the env
     video: bool = False
     record: bool = False  # keep every step's observation + action (demo collection)
 
@@ -152,8 +152,16 @@ def _episode(env, job: Job, steps: list) -> dict:
             "language_instruction": env.instruction,
         },
         "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
-                     "condition": job.condition},
+                     "condition": job.condition, **_randomization(env)},
     }
+
+
+def _randomization(env) -> dict:
+    """``{"randomization": JSON {factor: {"severity": s, ...drawn values}}}`` when the env randomizes factors."""
+    import json
+
+    factors = getattr(env, "factors", None)
+    return {"randomization": json.dumps(factors.drawn, sort_keys=True)} if getattr(factors, "randomize", ()) else {}
 
 
 def _frame(env) -> np.ndarray:

@@ -11,12 +11,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (dataset goes to OUT/<name>/1.0.0)")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
     parser.add_argument("--image-size", type=int, default=96, help="square camera image size in px (default 96)")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="first episode seed (default 0; all attempts must stay below 1000, evaluation's)")
     parser.add_argument("--name", default=None, help="dataset name (default <task>_expert)")
     parser.add_argument("--max-attempts", type=int, default=None, help="episodes to try at most (default 2N+10)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="step limit per episode; demos not done by then are discarded (default: the task's)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    parser.add_argument("--randomize", nargs="+", default=[], metavar="FACTOR[@SEV]",
+                        help="draw these factors per episode, severity uniform in 0..SEV (default 2; 0 = nominal): "
+                             "camera_pose lighting table_color object_color object_size object_pose distractors "
+                             "dynamics (paraphrase is held out for evaluation); recorded in each episode's "
+                             "metadata 'randomization', never with evaluation's seeds")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size,
                     seed=args.seed, dataset_name=args.name, max_attempts=args.max_attempts, max_steps=args.max_steps,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, randomize=args.randomize)
     except DatasetExistsError as e:
         raise ValueError(f"{e.path} already holds a dataset: pass --overwrite to replace it, "
                          "or choose another --out/--name") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def demo_augment() -> AugmentConfig:
     """Train-time image augmentation of the demo recipe: a mild random crop (the fixed cameras' view of the
     cube is what the grasp is aimed from; at eval the whole frame is seen) and color jitter."""
     return AugmentConfig(crop_scale=(0.9, 1.0), crop_ratio=(0.95, 1.05), channel_gain=0.0)
+
+
+# the demo recipe's data and augmentation (``vla demo`` flags override them; benchmarks/generalization.py compares)
+DEMO_RANDOMIZE = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")  # drawn per demo episode
+DEMO_AUGMENT = "sample"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
+DEMO_IMAGE_ENCODER = "conv"  # or "timm:<name>" (built by timm_backbone)
+
+
+def timm_backbone(backbone: BackboneConfig, encoder: str, stage: int = 2, freeze: str = "all") -> BackboneConfig:
+    """``backbone`` with a pretrained timm image encoder cut after ``stage`` and frozen (``freeze``), sized for
+    CPU training (benchmarks/image_encoders.py: a frozen Lite0 trunk to stage 2 costs ~2.5x the demo conv
+    encoder per batch, a trainable one ~9x); the conv encoder's token head (grid + keypoints) stays."""
+    return dataclasses.replace(backbone, image_encoder=encoder, image_stage=stage, image_freeze=freeze)
 
 
 PRESETS = {"default": default_config, "demo": demo_config, "tiny": tiny_config}

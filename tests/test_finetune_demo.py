@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--demos", "2", "--train-minutes", "0.05", "--batch-size", "4", "--eval-episodes", "2", "--factor-episodes",
+ALL_FACTORS = {"camera_pose", "lighting", "table_color", "object_color", "object_size", "object_pose", "distractors",
+               "paraphrase", "dynamics"}
+ARGS = ["--randomize", "lighting@1", "table_color@2",
+        "--demos", "2", "--train-minutes", "0.05", "--batch-size", "4", "--eval-episodes", "2", "--factor-episodes",
         "1", "--factors", "lighting@2", "--eval-max-steps", "8", "--workers", "1", "--train-processes", "1"]
 
 
@@ -22,6 +25,17 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return centre - half, centre + half
+
+
+def tfds_episodes(path: Path) -> list[str]:
+    """Each recorded episode's ``randomization`` metadata, read back with TFDS (in a subprocess: TensorFlow stays
+    out of the test process)."""
+    code = ("import json, sys, tensorflow_datasets as tfds; ds = tfds.builder_from_directory(sys.argv[1])"
+            ".as_dataset(split='train'); print(json.dumps([e['episode_metadata']['randomization'].numpy().decode() "
+            "for e in ds]))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -37,6 +51,13 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
     out = tmp_path / "demo"
     first = _demo(out)
     assert "collecting 2 scripted Lift demos" in first.stdout
+    # the report says which nuisance factors training saw and which stayed held out
+    recipe = json.loads((out / "report" / "report.json").read_text())["meta"]["recipe"]
+    assert recipe["randomized_in_training"] == ["lighting@1", "table_color@2"]
+    assert sorted(recipe["held_out"]) == sorted(ALL_FACTORS - {"lighting", "table_color"})
+    assert "training randomized: lighting@1, table_color@2; held out (never in training): " in first.stdout
+    episodes = tfds_episodes(out / "data" / "lift_expert" / "1.0.0")
+    assert all(set(json.loads(e)) == {"lighting", "table_color"} for e in episodes)
     report = json.loads((out / "report" / "report.json").read_text())
     overall = {o["condition"]: o for o in report["summary"]["overall"]}
     assert {c: o["n"] for c, o in overall.items()} == {"nominal": 2, "lighting@2": 1}

@@ -1,5 +1,6 @@
-"""``vla demo``: collect scripted Lift demos -> fine-tune the embedded policy -> evaluate nominal and
-perturbation factors -> report (table, PNG, mp4s) and how to serve the checkpoint."""
+"""``vla demo``: collect scripted Lift demos (nuisance factors randomized per episode) -> fine-tune the embedded
+policy -> evaluate nominal and perturbation factors -> report (table, PNG, mp4s, which factors training saw)
+and how to serve the checkpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import functools
 import json
 import time
 from pathlib import Path
+
+DEMO_EVAL_FACTORS = ("lighting@2", "table_color@2", "object_color@2", "distractors@1", "distractors@2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-episodes", type=int, default=50, help="nominal eval episodes (default 50)")
     parser.add_argument("--factor-episodes", type=int, default=20, help="episodes per factor (default 20)")
-    parser.add_argument("--factors", nargs="*", default=["lighting@2", "table_color@2", "distractors@1"],
-                        help="sim_eval factors to evaluate besides nominal")
+    parser.add_argument("--factors", nargs="*", default=list(DEMO_EVAL_FACTORS),
+                        help="sim_eval factors to evaluate besides nominal (default: " + " ".join(DEMO_EVAL_FACTORS)
+                        + ")")
+    parser.add_argument("--randomize", nargs="+", default=None, metavar="FACTOR[@SEV]",
+                        help="nuisance factors drawn per demo episode (severity 0..SEV; `none` = nominal demos; "
+                             "default: the demo recipe's, finetune.recipes.DEMO_RANDOMIZE)")
+    parser.add_argument("--augment", default=None, choices=("sample", "none", "light", "strong"),
+                        help="train-only image augmentation (see `vla finetune --augment`; default: the recipe's)")
+    parser.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
+                        help="image encoder (default: the recipe's); timm encoders use the recipe's stage and "
+                             "freezing (finetune.recipes.timm_backbone) and their packaged/random weights")
+    parser.add_argument("--data-dir", default=None,
+                        help="where demos are collected / reused (default OUT/data); variants that collect the "
+                             "same way can share one")
     parser.add_argument("--eval-max-steps", type=int, default=None,
                         help="cut eval episodes after this many control steps (default: the task's horizon); "
                              "for quick smoke runs")
@@ -52,73 +67,88 @@ def _merge(reports: list[dict]) -> dict:
             "videos": sorted(v for r in reports for v in r["videos"])}
 
 
-def main(args: argparse.Namespace) -> int:
-    import os
+def _recipe(args: argparse.Namespace):
+    """(model config, pipeline augment, batch augment, randomize list, recipe dict for the report)."""
+    from data_pipelines.augment import preset
+    from finetune import recipes
+    from sim_eval.factors import FACTORS
+    from sim_eval.randomize import parse_randomize
+    from sim_eval.tasks import task_info
 
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    size = (args.image_size, args.image_size)
+    cfg = recipes.demo_config().replace(image_size=size)
+    encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
+    if encoder != "conv":
+        cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder))
+    augment = args.augment or recipes.DEMO_AUGMENT
+    sample_augment = recipes.demo_augment() if augment == "sample" else None
+    if sample_augment is not None and args.color_gain is not None:
+        sample_augment = dataclasses.replace(sample_augment, channel_gain=args.color_gain)
+    randomize = list(recipes.DEMO_RANDOMIZE if args.randomize is None else args.randomize)
+    if randomize == ["none"]:
+        randomize = []
+    randomize = [r.label for r in parse_randomize(randomize, task_info(args.task).suite)]
+    seen = sorted({r.split("@")[0] for r in randomize})
+    recipe = {"image_encoder": encoder, "augment": augment, "randomized_in_training": randomize,
+              "held_out": [f for f in FACTORS if f not in seen]}
+    return cfg, sample_augment, preset(augment) if augment != "sample" else None, randomize, recipe
 
-    from data_pipelines.pipeline import DatasetConfig, PipelineConfig
-    from finetune.config import TrainConfig
-    from finetune.launch import train_processes
-    from finetune.recipes import demo_augment, demo_config
+
+def _demos(args: argparse.Namespace, randomize: list[str]) -> Path:
     from sim_eval.collect import collect
-    from sim_eval.evaluate import evaluate, write_report
-    from sim_eval.report import console_table
-    from sim_eval.seeds import EVAL_SEED
-    from vla.policy import VLAPolicy
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    t_all = time.perf_counter()
-
-    # 1. demos
-    t = time.perf_counter()
-    data_dir = out / "data"
+    data_dir = Path(args.data_dir) if args.data_dir else Path(args.out) / "data"
     name = f"{args.task.lower()}_expert"
     existing = data_dir / name / "1.0.0"
-    if (existing / "collect_summary.json").exists():
-        print(f"[demo] 1/4 reusing demos in {existing}")
-        path = existing
-    else:
-        print(f"[demo] 1/4 collecting {args.demos} scripted {args.task} demos ({args.workers} workers)")
-        summary = collect(args.task, args.demos, data_dir, workers=args.workers, image_size=args.image_size,
-                          seed=args.seed, overwrite=True)
-        print("[demo] " + summary.line())
-        path = Path(summary.path)
-    timings["collect_s"] = time.perf_counter() - t
+    summary_file = existing / "collect_summary.json"
+    if summary_file.exists():
+        done = json.loads(summary_file.read_text())
+        if list(done.get("randomize") or []) == randomize and done.get("recorded", 0) >= args.demos:
+            print(f"[demo] 1/4 reusing demos in {existing}")
+            return existing
+    rand = f", randomizing {' '.join(randomize)} per episode" if randomize else ""
+    print(f"[demo] 1/4 collecting {args.demos} scripted {args.task} demos ({args.workers} workers{rand})")
+    summary = collect(args.task, args.demos, data_dir, workers=args.workers, image_size=args.image_size,
+                      seed=args.seed, randomize=randomize, overwrite=True)
+    print("[demo] " + summary.line())
+    return Path(summary.path)
 
-    # 2. fine-tune
-    t = time.perf_counter()
-    size = (args.image_size, args.image_size)
-    augment = demo_augment()
-    if args.color_gain is not None:
-        augment = dataclasses.replace(augment, channel_gain=args.color_gain)
-    data = PipelineConfig(datasets=(DatasetConfig(str(path)),), horizon=16, image_size=size, seed=args.seed,
-                          buffer_episodes=16, augment=augment,  # batches mix many demos
-                          cache_mb=2048)  # 50 demos at 84² are ~100 MB decoded: decode them once, not every epoch
-    cfg = demo_config().replace(image_size=size)
-    from data_pipelines.pipeline import Pipeline
 
+def _train(args: argparse.Namespace, path: Path, cfg, sample_augment, batch_augment):
+    import os
+
+    from data_pipelines.pipeline import DatasetConfig, Pipeline, PipelineConfig
+    from finetune.config import TrainConfig
+    from finetune.launch import train_processes
+    from vla.policy import VLAPolicy
+
+    data = PipelineConfig(datasets=(DatasetConfig(str(path)),), horizon=16, image_size=cfg.image_size, seed=args.seed,
+                          buffer_episodes=16, augment=sample_augment,  # batches mix many demos
+                          cache_mb=2048)  # 50-100 demos at 84² are ~100-200 MB decoded: decode them once
     spec = next(iter(Pipeline(data).embodiments.values()))
     budget = args.train_minutes * 60
-    print(f"[demo] 2/4 fine-tuning the embedded policy ({cfg.backbone.image_channels} conv encoders, expert "
-          f"{cfg.expert.width}x{cfg.expert.depth}, frozen MiniLM-L6 instruction features) for {budget / 60:.0f} min")
+    b = cfg.backbone
+    encoder = f"{b.image_channels} conv" if b.image_encoder == "conv" else \
+        f"{b.image_encoder} (stage {b.image_stage}, freeze {b.image_freeze})"
+    print(f"[demo] 2/4 fine-tuning the embedded policy ({encoder} image encoders, expert {cfg.expert.width}x"
+          f"{cfg.expert.depth}, frozen MiniLM-L6 instruction features) for {budget / 60:.0f} min")
     procs = args.train_processes or (2 if (os.cpu_count() or 1) >= 2 else 1)
     # one process: a data-loader worker on the other core; several: each rank loads (its slice) in-process
     tc = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=args.lr, warmup_steps=100, min_lr_ratio=0.05,
                      weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1,
-                     num_workers=1 if procs == 1 else 0,
+                     num_workers=1 if procs == 1 else 0, augment=batch_augment,
                      seed=args.seed, max_seconds=budget, fit_steps_to_time=True)
     print(f"[demo]     {procs} data-parallel process(es) x batch {args.batch_size}")
-    res = train_processes(functools.partial(VLAPolicy.create, cfg, [spec], seed=args.seed), data, tc, out / "train",
-                          processes=procs, threads=args.threads, resume=True)
-    timings["train_s"] = time.perf_counter() - t
+    create = functools.partial(VLAPolicy.create, cfg, [spec], seed=args.seed)
+    return train_processes(create, data, tc, Path(args.out) / "train", processes=procs, threads=args.threads,
+                           resume=True)
 
-    # 3. evaluate
-    t = time.perf_counter()
-    ckpt = str(res.policy_dir)
-    rep_dir = out / "report"
+
+def _evaluate(args: argparse.Namespace, ckpt: str) -> dict:
+    from sim_eval.evaluate import evaluate
+    from sim_eval.seeds import EVAL_SEED
+
+    rep_dir = Path(args.out) / "report"
     print(f"[demo] 3/4 evaluating {ckpt}: nominal x{args.eval_episodes}, {len(args.factors)} factor(s) "
           f"x{args.factor_episodes}")
     nf = min(args.factor_episodes, args.eval_episodes) if args.factors else 0
@@ -132,22 +162,57 @@ def main(args: argparse.Namespace) -> int:
                                 max_steps=args.eval_max_steps))
     for r, sub in zip(reports, ["factors", "nominal"] if nf else ["nominal"]):
         r["videos"] = [f"{sub}/{v}" for v in r["videos"]]
-    report = _merge(reports)
+    return _merge(reports)
+
+
+def main(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+    from sim_eval.evaluate import write_report
+    from sim_eval.report import console_table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    cfg, sample_augment, batch_augment, randomize, recipe = _recipe(args)
+
+    t = time.perf_counter()
+    path = _demos(args, randomize)
+    timings["collect_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    res = _train(args, path, cfg, sample_augment, batch_augment)
+    timings["train_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ckpt = str(res.policy_dir)
+    report = _evaluate(args, ckpt)
     timings["eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
-    report["meta"]["timings"] = timings
-    report["meta"]["training"] = {"steps": res.step, "samples_per_second": res.samples_per_second,
-                                  "final_loss": res.losses[-1] if res.losses else None,
-                                  "trainable_params": res.trainable_params, "total_params": res.total_params}
+    report["meta"].update(timings=timings, recipe=recipe, training={
+        "steps": res.step, "samples_per_second": res.samples_per_second,
+        "final_loss": res.losses[-1] if res.losses else None, "trainable_params": res.trainable_params,
+        "total_params": res.total_params})
+    rep_dir = out / "report"
     write_report(report, rep_dir)
 
-    # 4. summary
     print(f"\n[demo] 4/4 report: {rep_dir / 'report.md'} (table), {rep_dir / 'success.png'}, videos in "
           f"{rep_dir}/*/videos")
     print("\n".join(console_table(report["summary"])))
+    print("[demo] " + recipe_line(recipe))
     print("[demo] wall time: " + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"[demo] checkpoint: {ckpt}   loss curve: {res.out_dir / 'loss.png'}")
     print(f"[demo] serve it:   vla serve --checkpoint {ckpt}")
-    (out / "demo_summary.json").write_text(json.dumps({"timings": timings, "checkpoint": ckpt,
+    (out / "demo_summary.json").write_text(json.dumps({"timings": timings, "checkpoint": ckpt, "recipe": recipe,
                                                         "overall": report["summary"]["overall"]}, indent=2))
     return 1 if report["errors"] else 0
+
+
+def recipe_line(recipe: dict) -> str:
+    """Which nuisance factors the training demos randomized and which stayed held out (never seen)."""
+    seen = ", ".join(recipe["randomized_in_training"]) or "none (nominal demos)"
+    return (f"training randomized: {seen}; held out (never in training): {', '.join(recipe['held_out'])}; "
+            f"image encoder {recipe['image_encoder']}, augmentation {recipe['augment']}")

@@ -37,7 +37,7 @@ def demo_augment() -> AugmentConfig:
 
 # the demo recipe's data and augmentation (``vla demo`` flags override them; benchmarks/generalization.py compares)
 DEMO_RANDOMIZE = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")  # drawn per demo episode
-DEMO_AUGMENT = "sample"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
+DEMO_AUGMENT = "light"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "conv"  # or "timm:<name>" (built by timm_backbone)
 
 

@@ -257,12 +257,52 @@ def run_jobs(
                 bar.set_postfix(success=f"{ok}/{bar.n}")
                 yield res
             return
-        ctx = mp.get_context("spawn")  # EGL/MuJoCo state must not be forked
-        with ctx.Pool(max(1, min(workers, len(jobs))), initializer=_worker_init, initargs=(source, cfg)) as pool:
-            for res in (pool.imap if ordered else pool.imap_unordered)(_run_job, jobs, chunksize=1):
-                ok += res.success
-                bar.update(1)
-                bar.set_postfix(success=f"{ok}/{bar.n}")
-                yield res
+        for res in _pool_results(jobs, source, cfg, workers, ordered):
+            ok += res.success
+            bar.update(1)
+            bar.set_postfix(success=f"{ok}/{bar.n}")
+            yield res
     finally:
         bar.close()
+
+
+def _pool_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, workers: int,
+                  ordered: bool) -> Iterator[EpisodeResult]:
+    """Results of ``jobs`` from spawned worker processes. A worker that dies (a native crash in the simulator,
+    renderer or policy) does not hang the run: the episodes left unfinished come back as errored results
+    naming its exit code. Closing the generator stops the workers at once."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")  # EGL/MuJoCo state must not be forked
+    pool = ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=ctx, initializer=_worker_init,
+                               initargs=(source, cfg))
+    job_of = {pool.submit(_run_job, job): job for job in jobs}
+    try:
+        for fut in _finished(list(job_of), ordered):
+            try:
+                yield fut.result()
+            except BrokenProcessPool:
+                job = job_of[fut]
+                yield EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0,
+                                    queries=0, renders=0, seconds=0.0, error=_death_note(pool))
+    finally:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:  # early close (or a broken pool): do not wait for episodes nobody reads
+            if proc.is_alive():
+                proc.terminate()
+
+
+def _finished(futures: list, ordered: bool) -> Iterator:
+    """``futures`` in submission order (``ordered``) or as they finish."""
+    from concurrent.futures import as_completed
+
+    yield from futures if ordered else as_completed(futures)
+
+
+def _death_note(pool) -> str:
+    codes = sorted({p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()
+                    if p.exitcode not in (None, 0)})
+    return (f"a sim worker process died (exit code {', '.join(map(str, codes)) or 'unknown'}; a negative code is "
+            "the signal, e.g. -11 = segmentation fault): this episode did not run")

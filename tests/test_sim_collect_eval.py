@@ -168,6 +168,27 @@ def test_evaluate_api_with_policy_object(tmp_path):
     assert rep4["episodes"][0]["queries"] == 4
 
 
+class Crash(Still):
+    """A policy whose process dies of a native crash (SIGSEGV) at its first query."""
+
+    def predict(self, observations, *, embodiment=None, seed=None):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_a_worker_that_dies_errors_its_episodes_instead_of_hanging():
+    """A sim worker killed by a native crash used to be replaced silently by the pool while its episode was
+    waited for forever; now every unfinished episode comes back errored, naming the signal."""
+    from sim_eval.evaluate import evaluate
+
+    rep = evaluate(Crash(), ["Lift"], (), episodes=3, workers=1, image_size=48, max_steps=16, progress=False)
+    assert len(rep["episodes"]) == 3 and all(e["success"] is False for e in rep["episodes"])
+    assert rep["summary"]["overall"][0]["errors"] == 3 and rep["summary"]["overall"][0]["n"] == 0
+    assert all("worker process died (exit code -11" in e for e in rep["errors"]), rep["errors"]
+
+
 def test_plot_handles_ci_round_off(tmp_path):
     """Wilson bounds at p=1 can sit a hair below p in floating point; the plot must not fail on it."""
     from sim_eval.report import plot, summarize, to_markdown

@@ -35,9 +35,12 @@ def demo_augment() -> AugmentConfig:
     return AugmentConfig(crop_scale=(0.9, 1.0), crop_ratio=(0.95, 1.05), channel_gain=0.0)
 
 
-# the demo recipe's data and augmentation (``vla demo`` flags override them; benchmarks/generalization.py compares)
-DEMO_RANDOMIZE = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")  # drawn per demo episode
-DEMO_AUGMENT = "light"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
+# the demo recipe's data and augmentation (``vla demo`` flags override them; benchmarks/generalization.py compares).
+# Randomized demos (e.g. ("lighting@2", "table_color@2", "object_color@2", "distractors@2")) made the policy
+# invariant to those factors but halved its nominal success in the 15-18 min CPU budget (README, issue 13 notes),
+# so the default stays nominal demos until a randomized recipe keeps nominal success.
+DEMO_RANDOMIZE: tuple[str, ...] = ()  # factors drawn per demo episode ("factor@max_severity")
+DEMO_AUGMENT = "sample"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "conv"  # or "timm:<name>" (built by timm_backbone)
 
 

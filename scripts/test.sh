@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need (into .venv), lint, and run the whole CPU test suite.
 # With no arguments the suite runs as two pytest processes side by side: the simulation tests
-# (tests/test_sim_*.py, MuJoCo rendering in-process, plus the end-to-end `vla demo` test, to balance the
-# two halves) and everything else (which loads TensorFlow for RLDS; TF and Mesa's llvmpipe must not share
-# a process, see sim_eval/gl.py). Arguments run one
+# (tests/test_sim_*.py, MuJoCo rendering in-process) and everything else (which loads TensorFlow for
+# RLDS; TF and Mesa's llvmpipe must not share a process, see sim_eval/gl.py). Arguments run one
 # plain pytest with them (e.g. scripts/test.sh tests/test_serve_app.py -k metadata).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,14 +16,13 @@ fi
 sim_log="$(mktemp)"
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -f "$sim_log"' EXIT
 echo "[test] simulation tests run alongside (output after the main part)"
-sim_tests=(tests/test_sim_*.py tests/test_finetune_demo.py)
-OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -p no:cacheprovider "${sim_tests[@]}" >"$sim_log" 2>&1 &
+OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_sim_*.py >"$sim_log" 2>&1 &
 sim_pid=$!
 main_rc=0
-.venv/bin/python -m pytest -q --ignore-glob='tests/test_sim_*' --ignore=tests/test_finetune_demo.py || main_rc=$?
+.venv/bin/python -m pytest -q --ignore-glob='tests/test_sim_*' || main_rc=$?
 sim_rc=0
 wait "$sim_pid" || sim_rc=$?
-echo "[test] ===== simulation tests (${sim_tests[*]}) ====="
+echo "[test] ===== simulation tests (tests/test_sim_*.py) ====="
 cat "$sim_log"
 if [ "$main_rc" != 0 ] || [ "$sim_rc" != 0 ]; then
   echo "[test] FAILED: main part exit $main_rc, simulation part exit $sim_rc" >&2

@@ -1,6 +1,6 @@
-"""``vla demo``: collect scripted Lift demos (nuisance factors randomized per episode) -> fine-tune the embedded
-policy -> evaluate nominal and perturbation factors -> report (table, PNG, mp4s, which factors training saw)
-and how to serve the checkpoint."""
+"""``vla demo``: collect scripted Lift demos (optionally with nuisance factors randomized per episode) -> fine-tune
+the embedded policy -> evaluate nominal and perturbation factors -> report (table, PNG, mp4s, which factors
+training saw) and how to serve the checkpoint."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ DEMO_EVAL_FACTORS = ("lighting@2", "table_color@2", "object_color@2", "distracto
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vla_demo", help="output directory (default ./vla_demo)")
     parser.add_argument("--task", default="Lift", help="robosuite task (default Lift)")
-    parser.add_argument("--demos", type=int, default=100, help="scripted demos to collect (default 100)")
-    parser.add_argument("--train-minutes", type=float, default=15.0, help="training wall-time budget (default 15)")
+    parser.add_argument("--demos", type=int, default=50, help="scripted demos to collect (default 50)")
+    parser.add_argument("--train-minutes", type=float, default=18.0, help="training wall-time budget (default 18)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-episodes", type=int, default=50, help="nominal eval episodes (default 50)")

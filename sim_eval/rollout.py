@@ -278,6 +278,7 @@ def _pool_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, wor
     pool = ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=ctx, initializer=_worker_init,
                                initargs=(source, cfg))
     job_of = {pool.submit(_run_job, job): job for job in jobs}
+    workers_started = list((getattr(pool, "_processes", None) or {}).values())  # kept: the pool drops dead ones
     try:
         for fut in _finished(list(job_of), ordered):
             try:
@@ -285,7 +286,7 @@ def _pool_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, wor
             except BrokenProcessPool:
                 job = job_of[fut]
                 yield EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0,
-                                    queries=0, renders=0, seconds=0.0, error=_death_note(pool))
+                                    queries=0, renders=0, seconds=0.0, error=_death_note(workers_started))
     finally:
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -301,8 +302,7 @@ def _finished(futures: list, ordered: bool) -> Iterator:
     yield from futures if ordered else as_completed(futures)
 
 
-def _death_note(pool) -> str:
-    codes = sorted({p.exitcode for p in (getattr(pool, "_processes", None) or {}).values()
-                    if p.exitcode not in (None, 0)})
+def _death_note(processes: list) -> str:
+    codes = sorted({p.exitcode for p in processes if p.exitcode not in (None, 0)})
     return (f"a sim worker process died (exit code {', '.join(map(str, codes)) or 'unknown'}; a negative code is "
             "the signal, e.g. -11 = segmentation fault): this episode did not run")

@@ -26,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# nuisance factors a policy should shrug off, and those whose severities 1..3 the scorecard sweeps
-ALL_FACTORS = ("camera_pose", "lighting", "table_color", "object_color", "object_size", "object_pose",
-               "distractors", "paraphrase", "dynamics")
+from sim_eval.factors import FACTORS  # noqa: E402  (after the sys.path line above)
+
+# nuisance factors a policy should shrug off (the sim_eval registry), and those whose severities 1..3 are swept
+ALL_FACTORS = tuple(FACTORS)
 SWEPT = ("lighting", "table_color", "object_color", "distractors")
 RANDOMIZED = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")
 

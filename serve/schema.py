@@ -1,8 +1,9 @@
 """The OpenAPI description of what ``POST /v1/act`` accepts and answers (documentation + fuzzing).
 
 Written as JSON Schema by hand because the accepted shapes are wider than one pydantic model:
-per-camera images that may be left out, openpi's flat keys, HWC or CHW images, and in msgpack
-bodies raw-bytes ndarrays.  ``serve.wire.to_observation`` is the implementation it describes.
+per-camera images that may be left out, openpi's flat keys, HWC or CHW images, encoded frames
+(JPEG/PNG: base64 in JSON, bin in msgpack), and in msgpack bodies raw-bytes ndarrays.
+``serve.wire.to_observation`` is the implementation it describes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ IMAGE_JSON: dict[str, Any] = {
     "type": "array",
     "description": "uint8 image as nested lists, HWC [H][W][3] or CHW [3][H][W] (transposed), ints 0..255",
     "items": {"type": "array", "items": {"type": "array", "items": _PIXELS}},
+}
+IMAGE_BASE64: dict[str, Any] = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "description": "a JPEG or PNG file, base64 (or a 'data:image/jpeg;base64,...' URI); decoded server-side, "
+    "400 naming the camera if it does not decode",
+}
+IMAGE_BYTES: dict[str, Any] = {
+    "type": "string",
+    "format": "binary",
+    "description": "a JPEG or PNG file as msgpack bin; decoded server-side (400 naming the camera if it does not)",
 }
 NDARRAY: dict[str, Any] = {
     "type": "object",
@@ -72,8 +84,8 @@ def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -
 
 def act_openapi(cameras: list[str]) -> dict[str, Any]:
     """``openapi_extra`` of ``POST /v1/act`` for a policy whose embodiments have ``cameras``."""
-    as_json = _request(IMAGE_JSON, STATE_JSON, cameras)
-    as_msgpack = _request({"anyOf": [NDARRAY, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]}, cameras)
+    as_json = _request({"anyOf": [IMAGE_BASE64, IMAGE_JSON]}, STATE_JSON, cameras)
+    as_msgpack = _request({"anyOf": [NDARRAY, IMAGE_BYTES, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]}, cameras)
     return {
         "requestBody": {
             "required": True,

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from . import images as codec
 from . import wire
 from .types import InvalidObservationError, PolicyMetadata, metadata_from_dict, per_observation_seeds
 
@@ -64,11 +65,22 @@ class RemotePolicy:
         fmt: str = "msgpack",
         embodiment: str | None = None,
         max_parallel: int = 8,
+        image_format: str | None = None,
+        jpeg_quality: int | None = None,
     ):
+        """``image_format``: how camera frames travel, ``raw`` arrays (default), ``jpeg`` at ``jpeg_quality``
+        (1..95, default 90) or lossless ``png``; both may also come from the URL's query, e.g.
+        ``http://robot-server:8000?image_format=jpeg&jpeg_quality=80`` (how ``vla eval --policy URL`` sets them)."""
         import httpx
 
         if fmt not in ("msgpack", "json"):
             raise ValueError(f"fmt must be 'msgpack' or 'json', got {fmt!r}")
+        url, query = split_client_options(url)
+        self.image_format = image_format or query.get("image_format", "raw")
+        self.jpeg_quality = int(jpeg_quality or query.get("jpeg_quality", 90))
+        codec.encode_images({}, self.image_format, self.jpeg_quality)  # validates the format name
+        if not 1 <= self.jpeg_quality <= 95:
+            raise ValueError(f"jpeg_quality must be in 1..95, got {self.jpeg_quality}")
         self.url = check_url(url)
         self.fmt = fmt
         self.embodiment = embodiment
@@ -115,13 +127,16 @@ class RemotePolicy:
     # -- requests ----------------------------------------------------------------------------
     def act(self, observation: dict, *, embodiment: str | None = None, seed: int | None = None) -> ActResult:
         controls = {"embodiment": embodiment or self.embodiment, "seed": None if seed is None else int(seed)}
+        frames = {"image_format": self.image_format, "jpeg_quality": self.jpeg_quality}
         if self.fmt == "msgpack":
-            body = wire.observation_to_msgpack(observation, **controls)
+            body = wire.observation_to_msgpack(observation, **frames, **controls)
             ctype = wire.MSGPACK
         else:
             import json
 
-            body = json.dumps(wire.observation_to_json(observation, **controls), separators=(",", ":")).encode()
+            body = json.dumps(
+                wire.observation_to_json(observation, **frames, **controls), separators=(",", ":")
+            ).encode()
             ctype = "application/json"
         t0 = time.perf_counter()
         resp = self._request("POST", "/v1/act", content=body, headers={"Content-Type": ctype, "Accept": ctype})
@@ -197,6 +212,25 @@ def _json_or_text(resp) -> Any:
 def _transient(httpx) -> tuple[type[Exception], ...]:
     """httpx errors worth a retry: the server may answer next time."""
     return (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+
+_CLIENT_OPTIONS = ("image_format", "jpeg_quality")
+
+
+def split_client_options(url: str) -> tuple[str, dict[str, str]]:
+    """``http://h:p?image_format=jpeg&jpeg_quality=80`` -> (``http://h:p``, options); unknown keys refused."""
+    from urllib.parse import parse_qsl
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(_CLIENT_OPTIONS))
+    if unknown:
+        raise ValueError(f"RemotePolicy url {url!r}: unknown option(s) {unknown}; known: {list(_CLIENT_OPTIONS)}")
+    if "jpeg_quality" in options and not options["jpeg_quality"].isdigit():
+        raise ValueError(f"RemotePolicy url {url!r}: jpeg_quality must be an integer 1..95")
+    return parts._replace(query="").geturl(), options
 
 
 def check_url(url: str) -> str:

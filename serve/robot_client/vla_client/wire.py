@@ -10,6 +10,8 @@ and a numpy scalar becomes ``{"__npgeneric__": True, "data": <python value>, "dt
 Keys may be msgpack bin (what openpi sends) or str.  Object, void and complex dtypes are refused.
 
 JSON bodies carry arrays as nested lists (images: ints 0..255; state: floats); msgpack bodies may too.
+A camera image may instead be an encoded frame (``vla_client.images``): JPEG/PNG file bytes in msgpack,
+a base64 string (or ``data:image/jpeg;base64,`` URI) in JSON; it is decoded to uint8[H, W, 3] server-side.
 
 Observation mapping (``to_observation``), accepted request shapes:
   * ours, nested: ``{"images": {cam: img}, "state": [...], "prompt": "..."}``;
@@ -31,6 +33,8 @@ from typing import Any
 
 import msgpack
 import numpy as np
+
+from . import images as codec
 
 MSGPACK = "application/msgpack"
 _REFUSED_KINDS = ("V", "O", "c")
@@ -197,6 +201,10 @@ _CONTROL_KEYS = {"embodiment", "seed"}
 
 
 def _as_image(value: Any, field: str) -> np.ndarray:
+    if isinstance(value, (bytes, bytearray, memoryview)):  # JPEG/PNG file bytes (msgpack)
+        return codec.decode_image(bytes(value), field)
+    if isinstance(value, str):  # base64 JPEG/PNG (JSON), optionally a data URI
+        return codec.decode_image(codec.b64decode_field(value, field), field)
     if isinstance(value, np.ndarray):
         arr = value
     elif isinstance(value, list):  # JSON (or msgpack) nested lists
@@ -321,9 +329,15 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRe
     return ParsedRequest(observation=obs, embodiment=emb, seed=seed)
 
 
-def observation_to_json(obs: dict[str, Any], **controls: Any) -> dict[str, Any]:
-    """Our Observation -> a JSON-able body (nested lists)."""
-    body: dict[str, Any] = {"images": {c: np.asarray(v).tolist() for c, v in obs.get("images", {}).items()}}
+def observation_to_json(
+    obs: dict[str, Any], *, image_format: str = "raw", jpeg_quality: int = 90, **controls: Any
+) -> dict[str, Any]:
+    """Our Observation -> a JSON-able body: images as nested lists (``raw``) or base64 JPEG/PNG."""
+    frames = codec.encode_images(obs.get("images", {}), image_format, jpeg_quality)
+    if image_format == "raw":
+        body: dict[str, Any] = {"images": {c: np.asarray(v).tolist() for c, v in frames.items()}}
+    else:
+        body = {"images": {c: codec.to_base64(v) for c, v in frames.items() if v is not None}}
     if obs.get("state") is not None:
         body["state"] = np.asarray(obs["state"], dtype=np.float64).tolist()
     body["prompt"] = obs.get("prompt", "")
@@ -331,8 +345,12 @@ def observation_to_json(obs: dict[str, Any], **controls: Any) -> dict[str, Any]:
     return body
 
 
-def observation_to_msgpack(obs: dict[str, Any], **controls: Any) -> bytes:
-    body: dict[str, Any] = {"images": dict(obs.get("images", {}))}
+def observation_to_msgpack(
+    obs: dict[str, Any], *, image_format: str = "raw", jpeg_quality: int = 90, **controls: Any
+) -> bytes:
+    """Our Observation -> msgpack-numpy bytes: images as raw ndarrays or JPEG/PNG file bytes."""
+    frames = codec.encode_images(obs.get("images", {}), image_format, jpeg_quality)
+    body: dict[str, Any] = {"images": {c: v for c, v in frames.items() if v is not None}}
     if obs.get("state") is not None:
         body["state"] = np.asarray(obs["state"])
     body["prompt"] = obs.get("prompt", "")

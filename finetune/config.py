@@ -48,6 +48,9 @@ class TrainConfig:
     fit_steps_to_time: bool = False
     # train-only image augmentation of each batch (data_pipelines.augment; None = off); never at validation/inference
     augment: BatchAugmentConfig | None = None
+    # MB of frozen image-encoder features memoized per frame (timm encoders with frozen layers; 0 = off): a frozen
+    # pretrained trunk then costs about nothing after the first epoch; only pays without per-sample image augmentation
+    feature_cache_mb: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
@@ -55,6 +58,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1; got {getattr(self, name)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be auto|no|bf16|fp16; got {self.mixed_precision!r}")
+        if self.feature_cache_mb < 0:
+            raise ValueError(f"TrainConfig.feature_cache_mb must be >= 0; got {self.feature_cache_mb}")
         if self.augment is not None and not isinstance(self.augment, BatchAugmentConfig):
             raise ValueError(f"TrainConfig.augment must be a BatchAugmentConfig or None; got {type(self.augment)}")
 

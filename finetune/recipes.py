@@ -51,6 +51,13 @@ def timm_backbone(backbone: BackboneConfig, encoder: str, stage: int = 2, freeze
     return dataclasses.replace(backbone, image_encoder=encoder, image_stage=stage, image_freeze=freeze)
 
 
+def feature_cache_mb(cfg: VLAConfig, augment) -> float:
+    """The demo's per-frame cache of frozen image features: on for a frozen timm encoder trained on un-augmented
+    frames (each frame then repeats every epoch; ~10k frames x <= 42 KB of stage-1/2 features at 84²)."""
+    frozen = cfg.backbone.image_encoder != "conv" and cfg.backbone.image_freeze != "none"
+    return 1024.0 if frozen and augment is None else 0.0
+
+
 PRESETS = {"default": default_config, "demo": demo_config, "tiny": tiny_config}
 
 

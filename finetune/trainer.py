@@ -106,6 +106,19 @@ def _flush_denormals_while_training(fn):
     return wrapper
 
 
+def enable_feature_caches(policy, max_mb: float) -> list[tuple[str, Any]]:
+    """Turn on every frozen image encoder's per-frame feature cache (``max_mb`` each); [(module name, cache)]."""
+    if not max_mb:
+        return []
+    encoders = [(n, m) for n, m in policy.model.named_modules() if hasattr(m, "enable_feature_cache")]
+    if not encoders:
+        raise ValueError("feature cache: the model has no cacheable image encoder (use a timm image encoder with "
+                         "image_freeze all or stages:K)")
+    for _, m in encoders:
+        m.enable_feature_cache(max_mb)
+    return [(n, m.feature_cache) for n, m in encoders]
+
+
 @_flush_denormals_while_training
 def train(policy, data, cfg: TrainConfig, out_dir: str | os.PathLike, *, embodiment: str | None = None,
           resume: bool = True, val_hook: Callable[[Any, int], dict[str, float]] | None = None,
@@ -123,6 +136,7 @@ def train(policy, data, cfg: TrainConfig, out_dir: str | os.PathLike, *, embodim
     start = step = run.resume.step
     tlog = TrainLog(out, cfg, run.main, start, run.schedule.total, run.global_batch)
     budget = TimeBudget(cfg, run.acc, start, say)
+    caches = enable_feature_caches(run.policy, cfg.feature_cache_mb)
     stopped_early = False
     run.loss_module.train()
     try:
@@ -145,6 +159,8 @@ def train(policy, data, cfg: TrainConfig, out_dir: str | os.PathLike, *, embodim
     finally:
         tlog.close()
     seconds = budget.elapsed()
+    for name, cache in caches:
+        say(f"[finetune] feature cache {name}: {cache.summary()}")
     run.save_checkpoint(step)
     policy_dir = run.export_policy()
     if run.main:

@@ -181,3 +181,42 @@ def test_fully_frozen_trunk_stays_in_eval_and_gets_no_grad():
     assert not any(m.training for m in enc.trunk.modules()) and enc.proj.training
     enc(torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)).sum().backward()
     assert all(p.grad is None for p in enc.trunk.parameters()) and enc.proj.weight.grad is not None
+
+
+def test_feature_cache_returns_the_frozen_features_and_runs_the_trunk_once_per_frame():
+    enc = encoder(image_stage=2, image_freeze="all", image_weights="none").train()
+    frames = torch.randint(0, 255, (5, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="no frozen layers"):
+        encoder(image_stage=1, image_freeze="none", image_weights="none").enable_feature_cache(8)
+    enc.enable_feature_cache(8)
+    stem_calls = []
+    enc.trunk.conv_stem.register_forward_hook(lambda m, i, o: stem_calls.append(i[0].shape[0]))
+    first = enc.features(frames[[0, 1, 2]])
+    again = enc.features(frames[[2, 3, 0, 4]])  # 2 frames seen, 2 new: only the new ones go through the stem
+    assert stem_calls == [3, 2] and (enc.feature_cache.hits, enc.feature_cache.misses) == (2, 5)
+    enc.eval()  # the oracle: the same frozen trunk without the cache (eval mode never uses it)
+    expected = enc.features(frames)
+    assert stem_calls[-1] == 5
+    torch.testing.assert_close(first, expected[[0, 1, 2]], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(again, expected[[2, 3, 0, 4]], rtol=1e-5, atol=1e-5)
+
+
+def test_feature_cache_keeps_the_trainable_stages_after_it_trainable():
+    enc = encoder(image_stage=2, image_freeze="stages:1", image_weights="none").train()
+    enc.enable_feature_cache(8)
+    frames = torch.randint(0, 255, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    enc(frames).sum().backward()
+    enc(frames).sum().backward()  # all from the cache now
+    assert enc.feature_cache.hits == 4 and enc.trunk.conv_stem.weight.grad is None
+    assert enc.trunk.blocks[2][0].conv_pw.weight.grad.abs().sum() > 0
+
+
+def test_feature_cache_stops_storing_at_its_size_limit():
+    from vla.backbones.feature_cache import FrozenFeatureCache
+
+    cache = FrozenFeatureCache(max_mb=3 * 4 * 64 / 2**20)  # room for three float32[64] features
+    frames = torch.arange(5 * 12, dtype=torch.uint8).view(5, 12)
+    out = cache.run(frames, lambda x: x.float().sum(1, keepdim=True).expand(-1, 64))
+    assert len(cache.store) == 3 and cache.held_bytes == 3 * 64 * 4
+    assert torch.equal(out[:, 0], frames.float().sum(1))
+    assert torch.equal(cache.run(frames, lambda x: -x.float()[:, :1].expand(-1, 64))[:3, 0], frames.float().sum(1)[:3])

@@ -118,6 +118,7 @@ def _train(args: argparse.Namespace, path: Path, cfg, sample_augment, batch_augm
     import os
 
     from data_pipelines.pipeline import DatasetConfig, Pipeline, PipelineConfig
+    from finetune import recipes
     from finetune.config import TrainConfig
     from finetune.launch import train_processes
     from vla.policy import VLAPolicy
@@ -137,7 +138,8 @@ def _train(args: argparse.Namespace, path: Path, cfg, sample_augment, batch_augm
     tc = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=args.lr, warmup_steps=100, min_lr_ratio=0.05,
                      weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1,
                      num_workers=1 if procs == 1 else 0, augment=batch_augment,
-                     seed=args.seed, max_seconds=budget, fit_steps_to_time=True)
+                     seed=args.seed, max_seconds=budget, fit_steps_to_time=True,
+                     feature_cache_mb=recipes.feature_cache_mb(cfg, sample_augment or batch_augment))
     print(f"[demo]     {procs} data-parallel process(es) x batch {args.batch_size}")
     create = functools.partial(VLAPolicy.create, cfg, [spec], seed=args.seed)
     return train_processes(create, data, tc, Path(args.out) / "train", processes=procs, threads=args.threads,

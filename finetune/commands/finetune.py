@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timm encoder: cut after feature stage N (later stages are not built)")
     parser.add_argument("--image-freeze", default=None, metavar="none|all|stages:K",
                         help="timm encoder: freeze nothing, the whole trunk, or the stem + stages 0..K")
+    parser.add_argument("--feature-cache-mb", type=float, default=0.0, metavar="MB",
+                        help="timm encoder with frozen layers: memoize their output per frame (up to MB per process), "
+                             "so after the first epoch a frozen trunk costs about nothing; only pays with --augment "
+                             "none (augmented frames are all new); the log reports its hit rate. Default 0 = off")
     parser.add_argument("--augment", default="sample", choices=("sample", "none", "light", "strong"),
                         help="train-only image augmentation (never at validation or inference). sample (default): "
                              "the data pipeline's per-sample crop + colour jitter; none: off; light / strong: seeded "
@@ -207,7 +211,8 @@ def build(args: argparse.Namespace):
                      warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema, seed=args.seed,
                      save_every=args.save_every, keep_last=args.keep_last, num_workers=args.num_workers,
                      freeze=tuple(args.freeze), lora=lora, val_every=args.val_every if args.val_task else 0,
-                     max_seconds=args.max_minutes * 60 if args.max_minutes else None, augment=batch_augment)
+                     max_seconds=args.max_minutes * 60 if args.max_minutes else None, augment=batch_augment,
+                     feature_cache_mb=args.feature_cache_mb)
     return policy, data, tc
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from vla.backbones.embedded import GridTokens
+from vla.backbones.feature_cache import FrozenFeatureCache
 from vla.backbones.image_weights import default_weights_path, match_state_dict, read_state_dict, to_trunk_names
 from vla.config import BackboneConfig
 
@@ -80,6 +81,7 @@ class TimmImageEncoder(GridTokens):
         self.steps = trunk_steps(self.trunk)
         self.unused_weights = self._load_weights(bcfg)
         self.num_frozen_steps = self._frozen_steps(parse_freeze(bcfg.image_freeze), info)
+        self.feature_cache: FrozenFeatureCache | None = None
         for _, module in self.steps[: self.num_frozen_steps]:
             module.requires_grad_(False)
         cfg = self.trunk.pretrained_cfg
@@ -129,12 +131,26 @@ class TimmImageEncoder(GridTokens):
             self.trunk.eval()
         return self
 
-    def features(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        """The cut stage's feature map float[B, C, h, w]."""
+    def enable_feature_cache(self, max_mb: float) -> None:
+        """Memoize the frozen prefix's output per image while training (:class:`FrozenFeatureCache`)."""
+        if self.num_frozen_steps == 0:
+            raise ValueError(f"feature cache: timm:{self.model_name} has no frozen layers (image_freeze none), so "
+                             "there is nothing to cache")
+        self.feature_cache = FrozenFeatureCache(max_mb)
+
+    def _frozen_prefix(self, images_uint8: torch.Tensor) -> torch.Tensor:
         x = self._normalize(images_uint8)
         with torch.no_grad():
             for _, module in self.steps[: self.num_frozen_steps]:
                 x = module(x)
+        return x
+
+    def features(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """The cut stage's feature map float[B, C, h, w]."""
+        if self.feature_cache is not None and self.training:
+            x = self.feature_cache.run(images_uint8, self._frozen_prefix)
+        else:
+            x = self._frozen_prefix(images_uint8)
         for _, module in self.steps[self.num_frozen_steps:]:
             x = module(x)
         return x

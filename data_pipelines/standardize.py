@@ -100,23 +100,52 @@ def flat_keys(node: Any, prefix: str = "") -> list[str]:
     return [prefix]
 
 
-def lookup(ep: Mapping[str, Any], key: str, where: str = "", episode: Any = None) -> Any:
-    """Fetch ``steps/a/b[lo:hi]`` from a raw episode; MissingKeyError lists the keys found."""
+def split_slice(key: str) -> tuple[str, int | None, int | None]:
+    """``"steps/a/b[lo:hi]"`` -> (``"steps/a/b"``, lo, hi); no slice -> (path, None, None)."""
     m = _SLICE.match(key.strip())
     if not m:
         raise ValueError(f"bad key path {key!r}")
-    path = m["path"].strip("/")
+    lo = int(m["lo"]) if m["lo"] else None
+    hi = int(m["hi"]) if m["hi"] else None
+    return m["path"].strip("/"), lo, hi
+
+
+def _walk(node: Any, parts: list[str], child) -> Any:
+    """Follow ``parts`` down ``node``; a feature name may itself contain '/' (bc_z's ``future/xyz_residual``), so
+    the longest run of parts naming a child is taken first. ``child(node, name)`` -> sub-node or None."""
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            sub = child(node, "/".join(parts[i:j]))
+            if sub is not None:
+                node, i = sub, j
+                break
+        else:
+            return None
+    return node
+
+
+def resolve_path(spec: dict, path: str) -> dict | None:
+    """The leaf of a :mod:`data_pipelines.rlds.features` spec at ``path`` (e.g. ``steps/observation/image``)."""
+
+    def child(node, name):
+        if isinstance(node, dict) and node.get("kind") == "steps":
+            node = node["feature"]
+        return node.get(name) if isinstance(node, dict) and "kind" not in node else None
+
+    return _walk(spec, path.split("/"), child)
+
+
+def lookup(ep: Mapping[str, Any], key: str, where: str = "", episode: Any = None) -> Any:
+    """Fetch ``steps/a/b[lo:hi]`` from a raw episode; MissingKeyError lists the keys found."""
+    path, lo, hi = split_slice(key)
     if not (path.startswith("steps/") or path.startswith("episode_metadata/") or path in ep):
         path = "steps/" + path
-    node: Any = ep
-    for part in path.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            raise MissingKeyError(f"key {path!r} not found; keys found: {flat_keys(ep)}", file=where or None,
-                                  episode=episode, field=path)
-        node = node[part]
-    if m["lo"] is not None and (m["lo"] or m["hi"]):
-        lo = int(m["lo"]) if m["lo"] else None
-        hi = int(m["hi"]) if m["hi"] else None
+    node = _walk(ep, path.split("/"), lambda n, k: n[k] if isinstance(n, Mapping) and k in n else None)
+    if node is None:
+        raise MissingKeyError(f"key {path!r} not found; keys found: {flat_keys(ep)}", file=where or None,
+                              episode=episode, field=path)
+    if (lo, hi) != (None, None):
         node = np.asarray(node)[..., lo:hi]
     return node
 
@@ -228,6 +257,8 @@ class KeyMapping:
                 arr = np.broadcast_to(np.atleast_1d(arr), (T, *np.atleast_1d(arr).shape))
             if arr.ndim == 1:
                 arr = arr[:, None]
+            elif arr.ndim > 2:
+                arr = arr.reshape(arr.shape[0], -1)
             if arr.ndim != 2 or arr.shape[0] != T:
                 raise DataError(f"{what} part must be [T={T}, D] (or [T]), got shape {list(arr.shape)}",
                                 file=file, episode=episode, field=key)

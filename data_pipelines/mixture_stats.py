@@ -83,10 +83,12 @@ def pooled_stats(sources: Sequence, weights: Sequence[float], config: NormConfig
     members = sorted((s.key, s.fingerprint(), float(w)) for s, w in zip(sources, weights))
     key = json.dumps({"v": STATS_VERSION, "members": members, "config": asdict(config)}, sort_keys=True)
     name = f"vla_norm_stats_pooled-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    from data_pipelines.rlds import fs
+
     path = cache_path(sources[0], config, name)
-    if path.is_file():
+    if fs.isfile(path):
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(fs.read_text(path))
             return NormStats.from_dict(d["state"]), NormStats.from_dict(d["action"])
         except (ValueError, KeyError):
             pass  # unreadable cache: recompute

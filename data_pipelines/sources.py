@@ -99,9 +99,11 @@ def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=No
     :class:`KeyMapping`, dict, or JSON/YAML file for unregistered data.
     """
     from data_pipelines import oxe
+    from data_pipelines.rlds import fs
 
+    remote = fs.is_url(path) or (fs.is_url(data_dir) and not Path(path).exists())
     p = Path(data_dir) / str(path) if data_dir is not None and not Path(path).exists() else Path(path)
-    if (p / "meta" / "info.json").is_file():
+    if not remote and (p / "meta" / "info.json").is_file():
         from data_pipelines.lerobot import LeRobotSource
 
         return LeRobotSource(p, split=split,
@@ -112,13 +114,13 @@ def open_dataset(path: str | os.PathLike, *, name: str | None = None, mapping=No
     from data_pipelines.rlds.writer import EMBODIMENT_FILE
 
     raw = RLDSSource(path, split=split, data_dir=data_dir, on_error=on_error)
-    key_base = f"rlds:{raw.dir.resolve()}:{split}"
+    key_base = f"rlds:{raw.dir if fs.is_url(raw.dir) else raw.dir.resolve()}:{split}"
     if mapping is not None:
         m = _load_mapping(mapping)
         return StandardizedSource(raw, m, None, f"{key_base}:{json.dumps(m.to_dict(), sort_keys=True)}")
-    emb_file = raw.dir / EMBODIMENT_FILE
-    if name is None and emb_file.is_file():
-        spec = EmbodimentSpec.load(emb_file)
+    emb_file = fs.join(raw.dir, EMBODIMENT_FILE)
+    if name is None and fs.isfile(emb_file):
+        spec = EmbodimentSpec.from_dict(json.loads(fs.read_text(emb_file)))
         return StandardizedSource(raw, writer_mapping(spec), spec, f"{key_base}:writer:{spec.name}")
     lookup = name or raw.name
     try:

@@ -27,8 +27,9 @@ class StandardizedSource:
         return self.mapping.name
 
     @property
-    def dir(self) -> Path:
-        return Path(self.raw.dir)
+    def dir(self) -> Path | str:
+        """The data directory: a ``Path``, or a URL string for remote data (``gs://...``)."""
+        return self.raw.dir
 
     def __len__(self) -> int:
         return len(self.raw)

@@ -70,12 +70,19 @@ def _writable(d: Path) -> bool:
         return False
 
 
-def cache_path(source, config: NormConfig, name: str | None = None) -> Path:
-    """Beside the data when writable, else under ``$VLA_CACHE_DIR`` (default ``~/.cache/vla``)/norm_stats."""
+def cache_path(source, config: NormConfig, name: str | None = None) -> Path | str:
+    """Beside the data when writable (or already there, even remote: then read-only), else under
+    ``$VLA_CACHE_DIR`` (default ``~/.cache/vla``)/norm_stats. Remote data directories are never written to."""
+    from data_pipelines.rlds import fs
+
     name = name or f"vla_norm_stats-{cache_key(source, config)}.json"
-    beside = source.dir / name
-    if beside.is_file() or _writable(source.dir):
+    beside = fs.join(source.dir, name)
+    if fs.isfile(beside) or (not fs.is_url(source.dir) and _writable(Path(source.dir))):
         return beside
+    return _local_cache(name)
+
+
+def _local_cache(name: str) -> Path:
     fallback = Path(os.environ.get("VLA_CACHE_DIR", Path.home() / ".cache" / "vla")) / "norm_stats"
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback / name
@@ -116,7 +123,15 @@ def skipped_action_dims(spec: EmbodimentSpec, config: NormConfig) -> list[int]:
     return sorted(set(spec.gripper_dims) | set(config.skip_action_dims))
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def local_path(path: Path | str) -> Path:
+    """``path`` itself when local; for a file beside remote data, its name in the local cache dir."""
+    from data_pipelines.rlds import fs
+
+    return _local_cache(fs.name(path)) if fs.is_url(path) else Path(path)
+
+
+def write_json_atomic(path: Path | str, payload: dict) -> None:
+    path = local_path(path)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
@@ -125,18 +140,21 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 def get_stats(source, config: NormConfig = NormConfig(), *, recompute: bool = False,
               progress: bool = True) -> StatsResult:
     """Cached stats for ``source`` under ``config`` (computed and saved on the first call)."""
+    from data_pipelines.rlds import fs
+
     path = cache_path(source, config)
-    if path.is_file() and not recompute:
+    if fs.isfile(path) and not recompute:
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(fs.read_text(path))
             return StatsResult(state=NormStats.from_dict(d["state"]), action=NormStats.from_dict(d["action"]),
                                path=path, from_cache=True, episodes=d.get("episodes", 0), steps=d.get("steps", 0))
         except (ValueError, KeyError) as e:
             log.warning("ignoring unreadable stats cache %s: %s", path, e)
     state, action, n_eps, n_steps = compute_stats(source, config, progress=progress)
+    path = local_path(path)
     payload = {"dataset": source.key, "embodiment": source.spec.name, "config": asdict(config), "episodes": n_eps,
                "steps": n_steps, "state": state.to_dict(), "action": action.to_dict()}
-    write_json_atomic(path, payload)
+    write_json_atomic(path, payload)  # remote data dirs are never written: local_path() maps them to the cache
     return StatsResult(state=state, action=action, path=path, from_cache=False, episodes=n_eps, steps=n_steps)
 
 

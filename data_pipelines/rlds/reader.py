@@ -19,36 +19,66 @@ from typing import Any
 import numpy as np
 
 from data_pipelines.errors import DataError
+from data_pipelines.rlds import fs
 
 log = logging.getLogger(__name__)
 
 
-def resolve_dataset_dir(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
-    """Find the ``<name>/<version>`` directory holding ``dataset_info.json``.
+def resolve_dataset_dir(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path | str:
+    """Find the ``<name>/<version>`` directory holding ``dataset_info.json`` (local, or a ``gs://``-style URL).
 
     Accepts that directory itself, the ``<name>`` directory (picks the highest version), or a name
     looked up under ``data_dir``.
     """
-    candidates = [Path(path)]
+    candidates = [fs.as_path(path)]
     if data_dir is not None:
-        candidates.insert(0, Path(data_dir) / str(path))
+        candidates.insert(0, fs.join(data_dir, str(path)))
     for p in candidates:
-        if (p / "dataset_info.json").is_file():
-            return p
-        if p.is_dir():
-            versions = sorted(
-                (d for d in p.iterdir() if d.is_dir() and (d / "dataset_info.json").is_file()),
-                key=lambda d: tuple(int(x) if x.isdigit() else 0 for x in d.name.split(".")),
-            )
-            if versions:
-                return versions[-1]
+        try:
+            return fs.version_dir(p)
+        except FileNotFoundError:
+            continue
     where = " or ".join(str(c) for c in candidates)
     hint = ""
     for c in candidates:
-        if c.is_dir():
-            hint = f"; it contains: {sorted(x.name for x in c.iterdir())[:20]}"
+        if fs.isdir(c):
+            hint = f"; it contains: {fs.listdir(c)[:20]}"
             break
     raise FileNotFoundError(f"no TFDS dataset (dataset_info.json) at {where}{hint}")
+
+
+@dataclass(frozen=True)
+class _Split:
+    """What the reader needs of a TFDS split (``tfds.core.SplitInfo`` has the same attributes)."""
+
+    name: str
+    shard_lengths: list[int]
+    filenames: list[str]
+
+    @property
+    def num_examples(self) -> int:
+        return sum(self.shard_lengths)
+
+
+def _remote_info(d: str):
+    """(name, features, splits) of a TFDS directory at a URL, read from its JSON files through ``tf.io.gfile``."""
+    import json
+
+    from data_pipelines.rlds.tf_loader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
+    info = json.loads(fs.read_text(fs.join(d, "dataset_info.json")))
+    features = tfds.features.FeatureConnector.from_json(json.loads(fs.read_text(fs.join(d, "features.json"))))
+    name, fmt = info["name"], info.get("fileFormat", "tfrecord")
+    splits = {}
+    for sp in info.get("splits", []):
+        lengths = [int(x) for x in sp.get("shardLengths", [])]
+        n = len(lengths)
+        template = sp.get("filepathTemplate", "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}")
+        files = [template.replace("{DATASET}", name).replace("{SPLIT}", sp["name"]).replace("{FILEFORMAT}", fmt)
+                 .replace("{SHARD_X_OF_Y}", f"{i:05d}-of-{n:05d}") for i in range(n)]
+        splits[sp["name"]] = _Split(sp["name"], lengths, files)
+    return name, features, splits
 
 
 def _to_numpy(node: Any) -> Any:
@@ -106,6 +136,7 @@ class RLDSSource:
         self.on_error = on_error
         self.skipped = 0  # episodes skipped because they could not be read (on_error='skip')
         self._builder = None
+        self._remote = None  # (name, features, splits) of a directory at a URL
         self._refs: list[tuple[str, int, str, int]] | None = None
 
     # -- metadata ------------------------------------------------------------------------------
@@ -119,16 +150,31 @@ class RLDSSource:
             try:
                 self._builder = tfds.builder_from_directory(str(self.dir))
             except Exception as e:  # noqa: BLE001
-                raise DataError(f"cannot open TFDS metadata: {e}", file=str(self.dir / "dataset_info.json")) from e
+                raise DataError(f"cannot open TFDS metadata: {e}",
+                                file=str(fs.join(self.dir, "dataset_info.json"))) from e
         return self._builder
+
+    def _meta(self):
+        """(name, features, splits): tfds' own metadata for local directories, the JSON files for URLs (streamed
+        through ``tf.io.gfile``; ``tfds.builder_from_directory`` does not know every gfile scheme)."""
+        if fs.is_url(self.dir):
+            if self._remote is None:
+                try:
+                    self._remote = _remote_info(str(self.dir))
+                except Exception as e:  # noqa: BLE001
+                    raise DataError(f"cannot open TFDS metadata: {e}",
+                                    file=str(fs.join(self.dir, "dataset_info.json"))) from e
+            return self._remote
+        info = self.builder.info
+        return info.name, info.features, info.splits
 
     @property
     def name(self) -> str:
-        return self.builder.info.name
+        return self._meta()[0]
 
     @property
     def features(self):
-        return self.builder.info.features
+        return self._meta()[1]
 
     def feature_keys(self) -> list[str]:
         """All leaf feature paths, e.g. ``steps/observation/image``."""
@@ -157,7 +203,7 @@ class RLDSSource:
 
             tfds = tensorflow_datasets()
 
-            splits = self.builder.info.splits
+            splits = self._meta()[2]
             try:
                 instructions = tfds.core.ReadInstruction.from_spec(self.split).to_absolute(splits)
             except (KeyError, ValueError, AssertionError) as e:
@@ -166,7 +212,7 @@ class RLDSSource:
             refs: list[tuple[str, int, str, int]] = []
             for ins in instructions:
                 info = splits[ins.splitname]
-                all_refs = [(str(self.dir / fn), r)
+                all_refs = [(str(fs.join(self.dir, fn)), r)
                             for fn, n in zip(info.filenames, info.shard_lengths) for r in range(n)]
                 lo = ins.from_ or 0
                 hi = ins.to if ins.to is not None else len(all_refs)
@@ -182,8 +228,8 @@ class RLDSSource:
         files = sorted({r[0] for r in self._episode_refs()})
         parts = []
         for f in files:
-            st = os.stat(f) if os.path.exists(f) else None
-            parts.append(f"{os.path.basename(f)}:{st.st_size if st else -1}:{int(st.st_mtime) if st else -1}")
+            size, mtime = fs.size_mtime(f)
+            parts.append(f"{fs.name(f)}:{size}:{mtime}")
         return f"{self.split}|{len(self)}|" + "|".join(parts)
 
     # -- reading -------------------------------------------------------------------------------
@@ -245,7 +291,7 @@ class RLDSSource:
             wanted = {refs[g][1]: g for g in group}
             name = {refs[g][1]: f"{refs[g][2]}[{refs[g][3]}]" for g in group}
             last_record = max(wanted)
-            if not os.path.exists(file):
+            if not fs.exists(file):
                 raise DataError("shard file listed in dataset_info.json is missing", file=file)
             record = -1
             it = iter(tf.data.TFRecordDataset(file))

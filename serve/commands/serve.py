@@ -34,6 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-mb", type=float, default=16.0, help="request body / WebSocket frame limit (413 above)"
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the action-expert step for batch size 1 (frozen weights; same actions; "
+        "compiles at startup, ~20-60 s on CPU)",
+    )
+    parser.add_argument(
+        "--quantize",
+        default="none",
+        choices=["none", "int8"],
+        help="int8: dynamic int8 linear layers (expert + language model; CPU; actions move slightly, "
+        "see benchmarks/inference_latency.py)",
+    )
     parser.add_argument("--device", default=None, help="torch device for the checkpoint (default: the policy's choice)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -78,11 +91,20 @@ def main(args: argparse.Namespace) -> int:
         from vla.checkpoint import check_checkpoint_dir
 
         check_checkpoint_dir(args.checkpoint, "--checkpoint")
+    from serve.speedups import SpeedupConfig
+
+    speed = SpeedupConfig(compile=args.compile, quantize=args.quantize)
+    if args.toy and speed.enabled:
+        raise ValueError("--compile / --quantize apply to a --checkpoint model, not --toy")
     check_port_free(args.host, args.port)
     # our loggers at --log-level (per request at debug, 4xx at info); third-party libraries stay at warning
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("serve").setLevel(args.log_level.upper())
     policy = _load(args)
+    if speed.enabled:
+        from serve.speedups import apply_speedups
+
+        print(f"vla serve: speed-ups {apply_speedups(policy, speed)}", flush=True)
     meta = policy.metadata
     print(
         f"vla serve: {meta.model or type(policy).__name__} embodiments={sorted(meta.embodiments)} "

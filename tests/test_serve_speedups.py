@@ -1,0 +1,103 @@
+"""`vla serve --compile / --quantize int8` against real loopback servers: the compiled expert gives the fp32
+actions (oracle: an untouched copy of the policy), int8 moves them by a bounded amount and really swaps the
+linear layers, and bad flag combinations are one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from serve.client import RemotePolicy
+from serve.server import running_server
+from serve.speedups import SpeedupConfig, apply_speedups
+from serve.toy_policy import toy_embodiments, toy_observation
+from tests.test_serve_cli import _free_port, _vla, _wait_up
+
+
+def _trained_like(seed: int = 0):
+    """tiny_config with every weight random (the zero-initialised adaLN/output layers would make the expert a
+    no-op at init, and any speed-up trivially 'exact')."""
+    from vla.config import tiny_config
+    from vla.policy import VLAPolicy
+
+    torch.manual_seed(seed)
+    policy = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)
+    with torch.no_grad():
+        for p in policy.model.expert.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return policy
+
+
+@pytest.fixture(scope="module")
+def reference():
+    torch.set_num_threads(1)
+    return _trained_like()
+
+
+def _obs(seed: int, prompt: str):
+    return {**toy_observation(toy_embodiments()[0], np.random.default_rng(seed), size=48), "prompt": prompt}
+
+
+@pytest.mark.slow  # inductor compiles the expert once: ~20-40 s on 2 busy cores
+def test_compiled_expert_serves_the_fp32_actions(reference):
+    fast = copy.deepcopy(reference)
+    report = apply_speedups(fast, SpeedupConfig(compile=True))
+    assert report["compiled_experts"] == 1 and report["warmup_s"] > 0
+    observations = [_obs(1, "lift the cube"), _obs(2, "pick up the red cube and put it down gently")]
+    with running_server(fast, max_batch=4, max_wait_ms=0.0) as srv, RemotePolicy(srv.url) as remote:
+        for i, obs in enumerate(observations):  # prompts of different lengths: prefix padded to one bucket
+            served = remote.act(obs, seed=i).actions
+            np.testing.assert_allclose(served, reference.predict([obs], seed=i)[0], atol=1e-5)
+        batch = fast.predict(observations, seed=[5, 6])  # batch 2 runs eager: same answer
+        for got, want in zip(batch, reference.predict(observations, seed=[5, 6])):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+    assert float(np.abs(served - reference.predict([obs], seed=99)[0]).max()) > 1e-3  # the seed matters
+
+
+def test_int8_swaps_linears_and_stays_within_tolerance(reference):
+    fast = copy.deepcopy(reference)
+    report = apply_speedups(fast, SpeedupConfig(quantize="int8", warmup=False))
+    assert report["quantized"] == ["expert x1", "language model"]
+    qlinear = torch.ao.nn.quantized.dynamic.Linear
+    n_expert = sum(isinstance(m, qlinear) for m in fast.model.expert.modules())
+    n_lm = sum(isinstance(m, qlinear) for m in fast.model.backbone.lm.modules())
+    assert n_expert == sum(isinstance(m, torch.nn.Linear) for m in reference.model.expert.modules()) > 10
+    assert n_lm > 0 and not any(type(m) is torch.nn.Linear for m in fast.model.expert.modules())
+    obs = _obs(3, "lift the cube")
+    with running_server(fast, max_batch=4, max_wait_ms=0.0) as srv, RemotePolicy(srv.url) as remote:
+        served = remote.act(obs, seed=4).actions
+    fp32 = reference.predict([obs], seed=4)[0]
+    scale = float(np.abs(fp32).max())
+    err = float(np.abs(served - fp32).max())
+    assert 0 < err <= 0.1 * scale, (err, scale)  # int8 really runs (not exact), and stays close
+
+
+@pytest.mark.slow  # a served checkpoint process + two CLI runs: ~20 s
+def test_cli_quantize_serves_and_bad_flags_are_one_line(tmp_path, reference):
+    ckpt = reference.save_pretrained(tmp_path / "ckpt")
+    port = _free_port()
+    proc = _vla("serve", "--checkpoint", str(ckpt), "--port", str(port), "--quantize", "int8")
+    try:
+        _wait_up(proc, port)
+        with RemotePolicy(f"http://127.0.0.1:{port}") as remote:
+            obs = _obs(5, "lift the cube")
+            served = remote.act(obs, seed=1).actions
+        local = copy.deepcopy(reference)
+        apply_speedups(local, SpeedupConfig(quantize="int8", warmup=False))
+        np.testing.assert_allclose(served, local.predict([obs], seed=1)[0], atol=1e-5)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "speed-ups {'compile': False, 'quantize': 'int8'" in out
+    toy = subprocess.run([sys.executable, "-m", "vla.cli", "serve", "--toy", "--compile"], capture_output=True,
+                         text=True, timeout=60)
+    assert toy.returncode == 1 and toy.stderr.strip().splitlines() == [
+        "vla serve: error: --compile / --quantize apply to a --checkpoint model, not --toy"]
+    bad = subprocess.run([sys.executable, "-m", "vla.cli", "serve", "--toy", "--quantize", "int4"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr

@@ -136,6 +136,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_error)
 
 
+def supports_prefix(policy: Policy) -> bool:
+    """Whether ``policy.predict`` takes real-time chunking's ``prev_actions`` / ``delay_steps``."""
+    import inspect
+
+    try:
+        params = inspect.signature(policy.predict).parameters
+    except (TypeError, ValueError):
+        return False
+    return "prev_actions" in params and "delay_steps" in params
+
+
 class _Service:
     """The request path shared by HTTP and WebSocket: map -> route -> validate -> batch."""
 
@@ -144,8 +155,10 @@ class _Service:
         self.meta = policy.metadata
         self.meta_dict = self.meta.to_dict()
         self._rng = np.random.default_rng()
+        self.supports_prefix = supports_prefix(policy)
+        self.meta_dict["extra"] = {**self.meta_dict.get("extra", {}), "real_time_chunking": self.supports_prefix}
 
-    def parse(self, raw: Any) -> tuple[dict, str, int, list[str]]:
+    def parse(self, raw: Any) -> tuple[dict, str, int, list[str], Any]:
         emb = raw.get("embodiment") if isinstance(raw, dict) else None
         emb = emb or self.meta.default_embodiment
         if not isinstance(emb, str) or emb not in self.meta.embodiments:
@@ -162,11 +175,23 @@ class _Service:
         validate_observation(req.observation, spec)
         seed = req.seed if req.seed is not None else int(self._rng.integers(0, 2**31))
         warnings = [f"camera {c} missing: masked" for c in spec.cameras if req.observation["images"].get(c) is None]
-        return req.observation, emb, seed, warnings
+        return req.observation, emb, seed, warnings, self._prefix(req, spec)
+
+    def _prefix(self, req: wire.ParsedRequest, spec) -> Any:
+        """The request's real-time-chunking prefix, checked against the embodiment and horizon (None: none)."""
+        from vla.model.rtc import check_prefix
+
+        prefix = check_prefix(req.prev_actions, req.delay_steps, spec.action_dim, self.meta.action_horizon)
+        if prefix is None or prefix.empty:
+            return None
+        if not self.supports_prefix:
+            raise InvalidObservationError("prev_actions", "none: this policy does not support real-time chunking",
+                                          f"{len(prefix.actions)} rows")
+        return prefix
 
     async def act(self, raw: Any, via: str) -> tuple[Result, list[str]]:
-        obs, emb, seed, warnings = self.parse(raw)
-        res = await self.batcher.submit(obs, emb, seed)
+        obs, emb, seed, warnings, prefix = self.parse(raw)
+        res = await self.batcher.submit(obs, emb, seed, prefix)
         log.debug(
             "act via=%s embodiment=%s batch=%d window=%d queue_ms=%.1f model_ms=%.1f warnings=%d",
             via,

@@ -4,7 +4,9 @@ A single worker thread owns the policy (models are not assumed thread-safe).  Re
 asyncio queue; the collector takes the first one plus everything already queued, then keeps waiting
 until ``max_batch`` requests or ``max_wait_ms`` have passed, groups them by embodiment and runs one
 ``predict`` per group with the per-request seeds as a list, so each result equals what that request
-alone would get.
+alone would get.  Requests carrying a real-time-chunking prefix (``vla.model.rtc.ActionPrefix``) share
+the batch with those that do not: ``prev_actions`` / ``delay_steps`` go to ``predict`` as per-request
+lists (None where a request has none), and are left out entirely when no request of the group has one.
 
 Adaptive fill (``adaptive=True``): the collector also stops waiting once it holds as many requests
 as the largest of the last ``history`` batches.  Closed-loop robot clients come back at the pace of
@@ -51,6 +53,7 @@ class _Item:
     embodiment: str
     seed: int
     future: asyncio.Future
+    prefix: Any = None  # vla.model.rtc.ActionPrefix or None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -91,13 +94,14 @@ class DynamicBatcher:
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="dynamic-batcher")
 
-    async def submit(self, observation: dict[str, Any], embodiment: str, seed: int) -> Result:
+    async def submit(self, observation: dict[str, Any], embodiment: str, seed: int, prefix: Any = None) -> Result:
         if self._queue is None or self._closing:
             raise ServerBusy("server is shutting down")
         if self._queue.qsize() >= self.max_queue:
             raise ServerBusy(f"request queue full ({self.max_queue} waiting)")
         fut = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(observation=observation, embodiment=embodiment, seed=seed, future=fut))
+        await self._queue.put(_Item(observation=observation, embodiment=embodiment, seed=seed, future=fut,
+                                     prefix=prefix))
         return await fut
 
     async def close(self) -> None:
@@ -159,7 +163,8 @@ class DynamicBatcher:
         start = time.perf_counter()
         try:
             chunks = await loop.run_in_executor(
-                self._executor, self._predict, [it.observation for it in live], emb, [it.seed for it in live]
+                self._executor, self._predict, [it.observation for it in live], emb, [it.seed for it in live],
+                [it.prefix for it in live],
             )
         except InvalidObservationError as e:
             if len(live) > 1:  # isolate the bad request so the others still get served
@@ -191,8 +196,13 @@ class DynamicBatcher:
                     )
                 )
 
-    def _predict(self, observations: list[dict], embodiment: str, seeds: list[int]) -> list[np.ndarray]:
-        chunks = self.policy.predict(observations, embodiment=embodiment, seed=seeds)
+    def _predict(self, observations: list[dict], embodiment: str, seeds: list[int],
+                 prefixes: list | None = None) -> list[np.ndarray]:
+        rtc = {}
+        if prefixes and any(p is not None for p in prefixes):
+            rtc = {"prev_actions": [None if p is None else p.actions for p in prefixes],
+                   "delay_steps": [None if p is None else p.delay for p in prefixes]}
+        chunks = self.policy.predict(observations, embodiment=embodiment, seed=seeds, **rtc)
         if len(chunks) != len(observations):
             raise RuntimeError(f"policy returned {len(chunks)} chunks for {len(observations)} observations")
         return chunks

@@ -48,7 +48,16 @@ STATE_JSON: dict[str, Any] = {
 }
 
 
-def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -> dict[str, Any]:
+PREV_ACTIONS_JSON: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "array", "items": {"type": "number"}},
+    "description": "real-time chunking: the previous chunk's actions not yet executed when this observation was "
+    "taken, float[k, A] in robot units (A = the embodiment's action dim, k <= the horizon); optional",
+}
+
+
+def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str],
+             prev_actions: dict[str, Any] = PREV_ACTIONS_JSON) -> dict[str, Any]:
     flat_cams = {f"observation/{p}{c}": image for c in cameras for p in ("", "images/")}
     return {
         "type": "object",
@@ -73,6 +82,13 @@ def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -
                 "maximum": 2**32 - 1,
                 "description": "noise seed; the same seed gives the same actions, alone or batched",
             },
+            "prev_actions": prev_actions,
+            "delay_steps": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "real-time chunking: how many rows of prev_actions execute before this answer "
+                "arrives (committed; returned unchanged as the chunk's first rows); <= rows of prev_actions",
+            },
             "observation/state": state,
             "observation/image": image,
             "observation/wrist_image": image,
@@ -85,7 +101,8 @@ def _request(image: dict[str, Any], state: dict[str, Any], cameras: list[str]) -
 def act_openapi(cameras: list[str]) -> dict[str, Any]:
     """``openapi_extra`` of ``POST /v1/act`` for a policy whose embodiments have ``cameras``."""
     as_json = _request({"anyOf": [IMAGE_BASE64, IMAGE_JSON]}, STATE_JSON, cameras)
-    as_msgpack = _request({"anyOf": [NDARRAY, IMAGE_BYTES, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]}, cameras)
+    as_msgpack = _request({"anyOf": [NDARRAY, IMAGE_BYTES, IMAGE_JSON]}, {"anyOf": [NDARRAY, STATE_JSON]}, cameras,
+                          {"anyOf": [NDARRAY, PREV_ACTIONS_JSON]})
     return {
         "requestBody": {
             "required": True,

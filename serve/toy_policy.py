@@ -55,7 +55,9 @@ class ToyPolicy:
     def reset(self) -> None:
         pass
 
-    def predict(self, observations, *, embodiment=None, seed=None):
+    def predict(self, observations, *, embodiment=None, seed=None, prev_actions=None, delay_steps=None):
+        """Chunks as described in the module doc; with a real-time-chunking prefix the first ``delay_steps``
+        rows are the committed ``prev_actions`` (no inpainting: a stand-in)."""
         name = embodiment or self._meta.default_embodiment
         if name not in self._meta.embodiments:
             raise InvalidObservationError("embodiment", f"one of {sorted(self._meta.embodiments)}", repr(name))
@@ -76,6 +78,12 @@ class ToyPolicy:
             base = np.float32(sum(feats) + float(state.sum()) * 0.01 + bias)
             steps = np.arange(self._meta.action_horizon, dtype=np.float32)[:, None] * 0.01
             out.append(spec.unnormalize_action(np.tanh(base + steps + noise)).astype(np.float32))
+        from vla.model.rtc import check_prefix, per_observation_prefixes
+
+        for i, (prev, d) in enumerate(per_observation_prefixes(prev_actions, delay_steps, len(observations))):
+            prefix = check_prefix(prev, d, spec.action_dim, self._meta.action_horizon, index=i)
+            if prefix is not None:
+                out[i][: prefix.delay] = prefix.actions[: prefix.delay]
         if self.call_ms:
             time.sleep(self.call_ms / 1000.0)
         return out

@@ -39,6 +39,9 @@ def evaluate(
     max_steps: int | None = None,
     execute_horizon: int | None = None,
     progress: bool = True,
+    exec_mode: str = "sync",
+    delay_steps: int | None = None,
+    delay_ms: float | None = None,
 ) -> dict:
     """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
 
@@ -48,6 +51,8 @@ def evaluate(
     ``embodiment``: the policy's embodiment that drives the tasks' robot (default: the robot's own name);
     ``image_size``: default the embodiment spec's. ``seed``: the first episode seed (default
     :data:`sim_eval.seeds.EVAL_SEED`, apart from the seeds ``collect`` records demos on).
+    ``exec_mode`` / ``delay_steps`` / ``delay_ms``: latency-aware execution (:func:`resolve_delay`): the
+    robot keeps executing the old chunk for the delay; ``sync`` waits for every chunk (today's behaviour).
     Inputs are checked before any worker starts (:func:`sim_eval.checks.resolve_eval`). Episodes that
     error are listed apart (``errors``) and left out of the success rates (``None`` where no episode
     ran). Writes ``report.json``, ``report.md``, ``success.png`` (not when every episode errored) and
@@ -60,12 +65,13 @@ def evaluate(
     source, label, obj = _source(policy)
     conds = _conditions(factors, factor_seed)
     plan = resolve_eval(source, list(tasks), embodiment=embodiment, image_size=image_size, policy=obj)
+    delay = resolve_delay(tasks, exec_mode, delay_steps, delay_ms, execute_horizon, source)
     # the first seeds of each condition are filmed in the main pass; _record_videos re-runs a seed only
     # when a condition has both outcomes and the filmed ones show just one
     jobs = [Job(task, s, cond, fs, video=out_dir is not None and i < videos_per_condition)
             for task in tasks for cond, fs in conds for i, s in enumerate(episode_seeds(seed, episodes))]
     cfg = RolloutConfig(image_size=plan.image_size, embodiment=plan.embodiment, cameras=plan.cameras,
-                        max_steps=max_steps, execute_horizon=execute_horizon)
+                        max_steps=max_steps, execute_horizon=execute_horizon, exec_mode=exec_mode, delay_steps=delay)
     t0 = time.perf_counter()
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
                                                  progress=progress))
@@ -75,7 +81,7 @@ def evaluate(
     report = {
         "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
                  "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": plan.image_size,
-                 "embodiment": plan.embodiment, "seconds": seconds},
+                 "embodiment": plan.embodiment, "seconds": seconds, "exec_mode": exec_mode, "delay_steps": delay},
         "summary": summarize(results),
         "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
                       "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3),
@@ -91,6 +97,42 @@ def evaluate(
                                               workers)
         write_report(report, out)
     return report
+
+
+EXEC_MODES = ("sync", "naive", "blend", "rtc")
+
+
+def resolve_delay(tasks: Sequence[str], exec_mode: str, delay_steps: int | None, delay_ms: float | None,
+                  execute_horizon: int | None, source: PolicySource) -> int:
+    """The simulated delay in control steps: ``delay_steps``, or ``delay_ms`` rounded up at the tasks' control
+    rate; checked against the execution mode and the execute horizon (one-line ``ValueError`` naming the flag)."""
+    import math
+
+    from sim_eval.tasks import task_spec
+
+    if exec_mode not in EXEC_MODES:
+        raise ValueError(f"--exec-mode must be one of {EXEC_MODES}, got {exec_mode!r}")
+    if delay_steps is not None and delay_ms is not None:
+        raise ValueError("--delay-steps and --delay-ms: give one of them")
+    specs = [task_spec(t) for t in tasks]
+    if delay_ms is not None:
+        if delay_ms < 0:
+            raise ValueError(f"--delay-ms must be >= 0, got {delay_ms}")
+        rates = sorted({s.control_hz for s in specs})
+        if len(rates) > 1:
+            raise ValueError(f"--delay-ms: tasks {list(tasks)} run at different control rates {rates} Hz; "
+                             "evaluate them separately or pass --delay-steps")
+        delay_steps = math.ceil(delay_ms / 1000.0 * rates[0] - 1e-9)
+    d = delay_steps or 0
+    if d < 0:
+        raise ValueError(f"--delay-steps must be >= 0, got {d}")
+    horizon = min(execute_horizon or s.execute_horizon for s in specs)
+    if exec_mode != "sync" and d > horizon:
+        raise ValueError(f"--delay-steps {d}: at most the execute horizon ({horizon}) for asynchronous execution")
+    if exec_mode == "rtc" and source.kind == "expert":
+        raise ValueError("--exec-mode rtc: the scripted expert takes no committed prefix; use a flow-matching "
+                         "checkpoint or a vla serve URL")
+    return d
 
 
 def _source(policy) -> tuple[PolicySource, str, object]:

@@ -42,16 +42,24 @@ class OpenPIPolicy:
     def metadata(self) -> PolicyMetadata:
         return self._meta
 
-    def _payload(self, obs: Observation, seed) -> dict:
-        return wire.to_openpi(obs, self.spec.cameras, seed=None if seed is None else int(seed))
+    def _payload(self, obs: Observation, seed, prev=None, delay=None) -> dict:
+        return wire.to_openpi(obs, self.spec.cameras, seed=None if seed is None else int(seed),
+                              prev_actions=None if prev is None else np.asarray(prev, np.float32),
+                              delay_steps=None if delay is None else int(delay))
 
     def predict(
-        self, observations: list[Observation], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None
+        self, observations: list[Observation], *, embodiment: str | None = None,
+        seed: int | Sequence[int] | None = None, prev_actions: Sequence[np.ndarray | None] | None = None,
+        delay_steps: int | Sequence[int] | None = None,
     ) -> list[ActionChunk]:
+        """``prev_actions`` / ``delay_steps`` (real-time chunking) go out as extra keys of the frame, which
+        ``vla serve`` understands; plain openpi servers do not know them."""
         seeds = per_observation_seeds(seed, len(observations))
+        prevs = list(prev_actions) if prev_actions is not None else [None] * len(observations)
+        delays = delay_steps if isinstance(delay_steps, (list, tuple)) else [delay_steps] * len(observations)
         out = []
-        for obs, s in zip(observations, seeds):
-            reply = self._client.infer(self._payload(obs, s))
+        for obs, s, p, d in zip(observations, seeds, prevs, delays):
+            reply = self._client.infer(self._payload(obs, s, p, None if p is None else d))
             actions = np.asarray(reply["actions"], np.float32)
             if actions.ndim == 1:
                 actions = actions[None]

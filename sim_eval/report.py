@@ -36,7 +36,7 @@ def summarize(results, nominal: str = "nominal") -> dict:
             **_rate(sum(r.success for r in ran), n), "errors": len(rs) - n,
             "seeds": [min(r.seed for r in rs), max(r.seed for r in rs)],
             "mean_steps": _mean([r.steps for r in ran]), "mean_queries": _mean([r.queries for r in ran]),
-            "mean_renders": _mean([r.renders for r in ran]),
+            "mean_renders": _mean([r.renders for r in ran]), **execution_metrics(ran),
             "failed_seeds": sorted(r.seed for r in ran if not r.success),
             "errored_seeds": sorted(r.seed for r in rs if r.error),
         })
@@ -45,10 +45,19 @@ def summarize(results, nominal: str = "nominal") -> dict:
     for cond in sorted({r["condition"] for r in rows}, key=lambda c: (c != nominal, c)):
         rs = [r for r in rows if r["condition"] == cond]
         overall.append({"condition": cond, **_rate(sum(r["successes"] for r in rs), sum(r["n"] for r in rs)),
-                        "errors": sum(r["errors"] for r in rs)})
+                        "errors": sum(r["errors"] for r in rs),
+                        **execution_metrics([r for r in results if r.condition == cond and not r.error])})
     base = next((o["success_rate"] for o in overall if o["condition"] == nominal), None)
     _add_gaps(overall, {None: base}, key=None)
     return {"rows": rows, "overall": overall}
+
+
+def execution_metrics(results) -> dict:
+    """Smoothness and speed of execution: mean action discontinuity at chunk switches, mean end-effector jerk
+    (m/s^3) and mean steps to success (successful episodes only); ``None`` where nothing was measured."""
+    return {"mean_discontinuity": _mean([r.discontinuity for r in results if r.discontinuity is not None]),
+            "mean_jerk": _mean([r.jerk for r in results if r.jerk is not None]),
+            "mean_steps_to_success": _mean([r.steps for r in results if r.success])}
 
 
 def _rate(k: int, n: int) -> dict:
@@ -107,7 +116,10 @@ def to_markdown(report: dict) -> str:
     meta, rows = report["meta"], report["summary"]["rows"]
     per_cond = _span(r["n"] + r["errors"] for r in rows) if rows else "0"
     seeds = f"{min(r['seeds'][0] for r in rows)}..{max(r['seeds'][1] for r in rows)}" if rows else "–"
-    lines = [f"# Sim eval: {meta['policy']}", "",
+    execution = (f"Execution: {meta['exec_mode']}, simulated inference delay {meta.get('delay_steps', 0)} control "
+                 "steps (switch jump: mean |Δaction| of the arm dims where a new chunk takes over)."
+                 if meta.get("exec_mode", "sync") != "sync" or meta.get("delay_steps") else "")
+    lines = [f"# Sim eval: {meta['policy']}", "", *([execution, ""] if execution else []),
              f"Tasks: {', '.join(meta['tasks'])} · episodes per condition: {per_cond}"
              + (" (n per row below)" if "–" in per_cond else "")
              + f" · seeds {seeds} · workers: {meta['workers']} · {meta['seconds']:.0f} s", "",
@@ -120,12 +132,13 @@ def to_markdown(report: dict) -> str:
                      f"{_fmt(o['retention'], pct=False)} |")
     lines += ["", "## Per task", "",
               "| task | condition | success | 95 % CI (Wilson) | n | errors | gap vs nominal | retention | mean steps "
-              "| queries/ep | renders/ep | failed seeds |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| queries/ep | renders/ep | steps to success | switch jump | EE jerk m/s³ | failed seeds |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         failed = ", ".join(map(str, r["failed_seeds"][:10])) + (" …" if len(r["failed_seeds"]) > 10 else "")
-        means = " | ".join("–" if r[k] is None else f"{r[k]:{f}}" for k, f in
-                           (("mean_steps", ".0f"), ("mean_queries", ".1f"), ("mean_renders", ".1f")))
+        means = " | ".join("–" if r.get(k) is None else f"{r[k]:{f}}" for k, f in
+                           (("mean_steps", ".0f"), ("mean_queries", ".1f"), ("mean_renders", ".1f"),
+                            ("mean_steps_to_success", ".0f"), ("mean_discontinuity", ".3f"), ("mean_jerk", ".1f")))
         lines.append(f"| {r['task']} | {r['condition']} | {_rate_cells(r)} | {_fmt(r['gap_vs_nominal'])} | "
                      f"{_fmt(r['retention'], pct=False)} | {means} | {failed} |")
     if report.get("videos"):

@@ -91,6 +91,8 @@ class EpisodeResult:
     frames: list = field(default_factory=list)  # uint8[H, W, 3] video frames (agentview | wrist)
     episode: dict | None = None  # recorded steps (record=True)
     error: str = ""
+    discontinuity: float | None = None  # mean |a_t - a_{t-1}| (arm dims) at chunk switches; None: no switch
+    jerk: float | None = None  # mean end-effector jerk |d^3 p / dt^3| (m/s^3)
 
 
 @dataclass(frozen=True)
@@ -102,36 +104,40 @@ class RolloutConfig:
     max_steps: int | None = None  # default: the task's own limit
     execute_horizon: int | None = None  # default: the embodiment's execute_horizon
     video_every: int = 1  # store every k-th step's frame in videos
+    exec_mode: str = "sync"  # sync (the robot waits for each chunk) | naive | blend | rtc (vla_client.realtime)
+    delay_steps: int = 0  # simulated inference delay in control ticks (asynchronous modes)
 
 
 def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> EpisodeResult:
     """One episode of ``policy`` in ``env`` (already built with ``job``'s factors).
 
-    Chunks are executed by the robot-side client's :class:`ChunkBroker` (the one home of "execute the
-    chunk, query only when it runs out"); cameras are rendered only when the broker will query (or
+    Chunks are executed by the robot-side client's brokers (the one home of "execute the chunk, query only
+    when it runs out"): :class:`ChunkBroker` for ``exec_mode="sync"``, else :class:`RealTimeChunkBroker`
+    with a simulated delay of ``delay_steps`` ticks (the observation is taken at query time, the new chunk
+    takes over ``delay_steps`` ticks later). Cameras are rendered only when the broker will query (or
     every step when recording a demo)."""
-    from serve.client import ChunkBroker
-
     t0 = time.perf_counter()
     uses_images = bool(getattr(policy, "metadata", None) is None or policy.metadata.extra.get("uses_images", True))
     record, video = job.record, job.video
     env.renders = 0
     policy.reset()
     obs = env.reset(job.seed, render=uses_images or record)
-    broker = ChunkBroker(policy, execute_horizon=cfg.execute_horizon, embodiment=cfg.embodiment or env.spec.name,
-                         seed=lambda t: query_seed(job.seed, t), action_dim=env.spec.action_dim)
+    broker = make_broker(policy, env, job, cfg)
     max_steps = cfg.max_steps or env.max_steps
     frames: list[np.ndarray] = []
     steps: list[tuple[dict, np.ndarray, np.ndarray]] = []  # (images, state, action) when recording
+    actions, eef = [], [np.asarray(obs["state"][:3], np.float64)]
     done = success = False
     while not done:
         if video and env.t % cfg.video_every == 0:
             frames.append(_frame(env))
         action = broker.act(obs)
+        actions.append(np.asarray(action, np.float64))
         if record:
             steps.append((obs["images"], obs["state"], action))
         done, success = env.step(action)
         done = done or env.t >= max_steps
+        eef.append(np.asarray(env.state()[:3], np.float64))
         if not done:
             render = record or cfg.render_every_step or (uses_images and broker.needs_observation)
             obs = env.observe(render=render)
@@ -139,7 +145,36 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
         frames.append(_frame(env))
     return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=bool(success), steps=env.t,
                          queries=broker.queries, renders=env.renders, seconds=time.perf_counter() - t0, frames=frames,
-                         episode=_episode(env, job, steps) if record else None)
+                         episode=_episode(env, job, steps) if record else None,
+                         discontinuity=switch_discontinuity(actions, broker.switches, env.spec.gripper_dims),
+                         jerk=eef_jerk(eef, env.spec.control_hz))
+
+
+def make_broker(policy, env, job: Job, cfg: RolloutConfig):
+    """The chunk broker of ``cfg.exec_mode`` for one episode (seeds from the episode seed and the query tick)."""
+    from serve.client import ChunkBroker, RealTimeChunkBroker
+
+    kw = dict(execute_horizon=cfg.execute_horizon, embodiment=cfg.embodiment or env.spec.name,
+              seed=lambda t: query_seed(job.seed, t), action_dim=env.spec.action_dim)
+    if cfg.exec_mode == "sync":
+        return ChunkBroker(policy, **kw)
+    return RealTimeChunkBroker(policy, mode=cfg.exec_mode, delay_steps=cfg.delay_steps, **kw)
+
+
+def switch_discontinuity(actions: list, switches: list[tuple[int, int]], gripper_dims=()) -> float | None:
+    """Mean L2 jump |a_s - a_{s-1}| over the arm (non-gripper) dims at each tick s where a new chunk took over."""
+    arm = [i for i in range(len(actions[0])) if i not in set(gripper_dims)] if actions else []
+    jumps = [float(np.linalg.norm(actions[s][arm] - actions[s - 1][arm])) for _, s in switches
+             if 0 < s < len(actions)]
+    return float(np.mean(jumps)) if jumps else None
+
+
+def eef_jerk(positions: list, control_hz: float) -> float | None:
+    """Mean norm of the end-effector position's third finite difference times ``control_hz**3`` (m/s^3)."""
+    if len(positions) < 4:
+        return None
+    p = np.asarray(positions)
+    return float(np.linalg.norm(np.diff(p, n=3, axis=0), axis=1).mean() * control_hz**3)
 
 
 def _episode(env, job: Job, steps: list) -> dict:

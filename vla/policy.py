@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from vla.collate import collate
 from vla.config import VLAConfig
 from vla.model.vla_model import VLAModel
-from vla.preprocessing import observation_inputs, unnormalize_actions
+from vla.preprocessing import normalize_actions, observation_inputs, unnormalize_actions
 from vla.types import (
     ActionChunk,
     EmbodimentSpec,
@@ -115,20 +116,50 @@ class VLAPolicy:
         embodiment: str | None = None,
         seed: int | Sequence[int] | None = None,
         reuse_prefix: bool = True,
+        prev_actions: Sequence[np.ndarray | None] | None = None,
+        delay_steps: int | Sequence[int | None] | None = None,
     ) -> list[ActionChunk]:
-        """One float32[H, A] action chunk in robot units per observation."""
+        """One float32[H, A] action chunk in robot units per observation.
+
+        Real-time chunking (:mod:`vla.model.rtc`): ``prev_actions`` holds one float[k, A] (robot units) or
+        None per observation, ``delay_steps`` an int or one per observation; the chunk is inpainted to agree
+        with the old plan and its first d rows are the committed ``prev_actions[:d]``.  Observations with no
+        (or an empty) prefix get exactly the plain sampler's chunk."""
         if not isinstance(observations, (list, tuple)) or not observations:
             raise InvalidObservationError("observations", "a non-empty list of observations",
                                           type(observations).__name__)
         spec = self.spec(embodiment)
         if self.adapters is not None and len(self.adapters):  # the embodiment's own adapter, else the base
             self.adapters.activate(spec.name if spec.name in self.adapters else None)
+        prefixes = self._prefixes(prev_actions, delay_steps, spec, len(observations))
         batch = self.prepare(observations, spec)
         noise = self.make_noise(len(observations), seed)
         self.model.eval()
-        actions = self.model.sample_actions(batch, noise.to(self.model.device), reuse_prefix=reuse_prefix)
+        guidance = rtc_guidance(prefixes, spec, self.config, self.model.device) if prefixes else None
+        actions = self.model.sample_actions(batch, noise.to(self.model.device), reuse_prefix=reuse_prefix,
+                                            guidance=guidance)
         actions = actions[:, :, : spec.action_dim].float().cpu().numpy()
-        return [unnormalize_actions(spec, a) for a in actions]
+        chunks = [unnormalize_actions(spec, a) for a in actions]
+        for chunk, p in zip(chunks, prefixes or ()):
+            if p is not None:
+                chunk[: p.delay] = p.actions[: p.delay]  # the committed actions, exactly as they will execute
+        return chunks
+
+    def _prefixes(self, prev_actions, delay_steps, spec: EmbodimentSpec, n: int) -> list | None:
+        """Validated RTC prefixes (None per observation without one); None when no observation has one."""
+        from vla.model.rtc import check_prefix, per_observation_prefixes
+
+        pairs = per_observation_prefixes(prev_actions, delay_steps, n)
+        H = self.config.action_horizon
+        out = [check_prefix(p, d, spec.action_dim, H, index=i) for i, (p, d) in enumerate(pairs)]
+        out = [None if p is None or p.empty else p for p in out]
+        if not any(out):
+            return None
+        if self.config.head.kind != "flow":
+            i = next(i for i, p in enumerate(out) if p is not None)
+            raise InvalidObservationError("prev_actions", "none: real-time chunking needs a flow-matching head",
+                                          f"a prefix for a {self.config.head.kind} model", i if n > 1 else None)
+        return out
 
     def prepare(self, observations: Sequence[Observation], embodiment: str | EmbodimentSpec | None = None) -> dict:
         """Observations -> the model batch ``predict`` samples from (validated, through vla.preprocessing)."""
@@ -179,3 +210,18 @@ class VLAPolicy:
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only)
 
+
+def rtc_guidance(prefixes: list, spec: EmbodimentSpec, config: VLAConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target, weights) [B, H, A_max] in model units for the guided sampler: each prefix normalized with the
+    embodiment's stats, weighted by :func:`vla.model.rtc.soft_mask`; padded dims and prefix-less rows weigh 0."""
+    from vla.model.rtc import soft_mask
+
+    H, A = config.action_horizon, spec.action_dim
+    target = np.zeros((len(prefixes), H, config.max_action_dim), np.float32)
+    weights = np.zeros_like(target)
+    for b, p in enumerate(prefixes):
+        if p is not None:
+            k = len(p.actions)
+            target[b, :k, :A] = normalize_actions(spec, p.actions)
+            weights[b, :, :A] = soft_mask(H, k, p.delay)[:, None]
+    return torch.from_numpy(target).to(device), torch.from_numpy(weights).to(device)

@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="override the per-task step limit")
     parser.add_argument("--execute-horizon", type=int, default=None,
                         help="actions of each predicted chunk executed before re-querying (default: the embodiment's)")
+    parser.add_argument("--exec-mode", default="sync", choices=("sync", "naive", "blend", "rtc"),
+                        help="latency-aware execution: sync (the robot waits for each chunk; default), naive (switch "
+                             "to the late chunk on arrival), blend (ramp from the old chunk), rtc (real-time chunking)")
+    parser.add_argument("--delay-steps", type=int, default=None,
+                        help="simulated inference delay in control steps: the robot keeps executing the old chunk")
+    parser.add_argument("--delay-ms", type=float, default=None,
+                        help="the delay in milliseconds, rounded up to control steps at the task's control rate")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -42,13 +49,21 @@ def main(args: argparse.Namespace) -> int:
     tasks = args.task or (list(suite_tasks(args.suite)) if args.suite else ["Lift"])
     report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
                       factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
-                      videos_per_condition=args.videos, max_steps=args.max_steps, execute_horizon=args.execute_horizon)
+                      videos_per_condition=args.videos, max_steps=args.max_steps, execute_horizon=args.execute_horizon,
+                      exec_mode=args.exec_mode, delay_steps=args.delay_steps, delay_ms=args.delay_ms)
     errors = report["errors"]
     if len(errors) == len(report["episodes"]):
         print(f"vla eval: error: all {len(errors)} episodes errored (no success rate, no plot; see "
               f"{args.out}/report.md), first: {errors[0]}", file=sys.stderr)
         return 1
     print("\n".join(console_table(report["summary"])))
+    meta = report["meta"]
+    if meta["exec_mode"] != "sync" or meta["delay_steps"]:
+        for o in report["summary"]["overall"]:
+            cells = [f"{label} {'–' if o[k] is None else format(o[k], f)}" for label, k, f in
+                     (("switch jump", "mean_discontinuity", ".3f"), ("EE jerk", "mean_jerk", ".1f"),
+                      ("steps to success", "mean_steps_to_success", ".0f"))]
+            print(f"{o['condition']}: {meta['exec_mode']}, delay {meta['delay_steps']} steps: " + ", ".join(cells))
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if errors:
         print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",

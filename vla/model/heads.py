@@ -2,7 +2,8 @@
 
 Both expose ``loss(velocity_fn, actions, loss_mask)`` for training and
 ``sample(velocity_fn, noise)`` for inference, where ``velocity_fn(x, t[B]) -> prediction``
-wraps the expert with the prefix already encoded.
+wraps the expert with the prefix already encoded.  Flow matching also has ``sample_guided`` for
+real-time chunking (:mod:`vla.model.rtc`); DDIM refuses it (``RTCNotSupported``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from collections.abc import Callable
 import torch
 
 from vla.config import HeadConfig
+from vla.model.rtc import DEFAULT_GUIDANCE_CLIP
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class RTCNotSupported(NotImplementedError):
+    """Real-time chunking (a committed action prefix) asked of a head that cannot inpaint (DDIM)."""
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -48,6 +54,40 @@ class FlowMatchingHead:
             t = torch.full((x.shape[0],), 1.0 - i * dt, device=x.device)
             x = x - dt * fn(x, t)
         return x
+
+    @torch.no_grad()
+    def sample_guided(self, fn: PredictFn, noise: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+                      clip: float = DEFAULT_GUIDANCE_CLIP) -> torch.Tensor:
+        """Real-time chunking: ``sample`` with PiGDM guidance toward ``target`` under ``weights`` ([B, H, A]).
+
+        Each Euler step predicts the clean chunk ``x1 = x - t * u(x, t)``, takes the vector-Jacobian
+        product ``g = (W * (target - x1))^T dx1/dx`` (one backward pass through the expert; the prefix K/V
+        stay fixed) and integrates ``u - min(clip, w(t)) * g``, where in the paper's time tau = 1 - t,
+        ``w = (1 - tau) / (tau * r^2)``, ``r^2 = (1 - tau)^2 / (tau^2 + (1 - tau)^2)``.  Rows with zero
+        weights get g = 0 exactly, i.e. the unguided step.
+        """
+        steps = self.cfg.num_inference_steps
+        x = noise
+        dt = 1.0 / steps
+        for i in range(steps):
+            t_val = 1.0 - i * dt
+            t = torch.full((x.shape[0],), t_val, device=x.device)
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                u = fn(xg, t)
+                x1 = xg - t_val * u
+                (g,) = torch.autograd.grad(x1, xg, grad_outputs=(target - x1.detach()) * weights)
+            x = x - dt * (u.detach() - guidance_weight(t_val, clip) * g)
+        return x
+
+
+def guidance_weight(t: float, clip: float = DEFAULT_GUIDANCE_CLIP) -> float:
+    """``min(clip, (1 - tau) / (tau * r_tau^2))`` at flow time ``t`` (tau = 1 - t); ``clip`` at the ends."""
+    tau = 1.0 - t
+    if tau <= 0.0 or tau >= 1.0:
+        return clip
+    r2 = (1 - tau) ** 2 / (tau**2 + (1 - tau) ** 2)
+    return min(clip, (1 - tau) / (tau * r2))
 
 
 class DDIMHead:
@@ -97,6 +137,10 @@ class DDIMHead:
                 x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
         return x
+
+    def sample_guided(self, *args, **kwargs):
+        raise RTCNotSupported("real-time chunking (prev_actions) is not supported by the DDIM head: "
+                              "use a flow-matching model (head.kind='flow')")
 
 
 def build_head(cfg: HeadConfig):

@@ -50,11 +50,18 @@ class VLAModel(nn.Module):
         return self.head.loss(self._predict_fn(batch, prefix_kv, prefix_mask), batch["actions"], loss_mask, generator)
 
     @torch.no_grad()
-    def sample_actions(self, batch: dict, noise: torch.Tensor, reuse_prefix: bool = True) -> torch.Tensor:
+    def sample_actions(self, batch: dict, noise: torch.Tensor, reuse_prefix: bool = True,
+                       guidance: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Integrate from ``noise`` [B, H, A_max] to normalized actions.
 
-        ``reuse_prefix=False`` re-encodes the prefix at every integration step (the naive way;
-        kept for benchmarks and equivalence tests)."""
+        ``guidance``: real-time chunking's (target, weights), both [B, H, A_max] in model units (see
+        :mod:`vla.model.rtc`); the prefix K/V are still encoded once.  ``reuse_prefix=False`` re-encodes
+        the prefix at every integration step (the naive way; kept for benchmarks and equivalence tests)."""
+        if guidance is not None:
+            if not reuse_prefix:
+                raise ValueError("guidance (real-time chunking) needs reuse_prefix=True")
+            prefix_kv, prefix_mask = self.encode_prefix(batch)
+            return self.head.sample_guided(self._predict_fn(batch, prefix_kv, prefix_mask), noise, *guidance)
         if reuse_prefix:
             prefix_kv, prefix_mask = self.encode_prefix(batch)
             return self.head.sample(self._predict_fn(batch, prefix_kv, prefix_mask), noise)

@@ -7,6 +7,9 @@ Used by robot controllers (``examples/robot_client_loop.py``) and by sim-eval ro
 * ``ChunkBroker``: one action per control tick; queries the policy only when the executed part of
   the chunk (``execute_horizon`` ticks) runs out.  ``needs_observation`` says whether the next
   ``act`` will query, so a caller can render cameras only then.
+* ``RealTimeChunkBroker`` (``vla_client.realtime``): latency-aware execution, modes naive / blend /
+  rtc (real-time chunking: the server inpaints the new chunk to agree with the committed actions), with
+  a simulated fixed delay (sim eval) or the measured round-trip latency (robot loops).
 * ``BlendingChunkBroker``: starts the next query ``prefetch_steps`` before the chunk ends (in a
   background thread, so the control loop keeps running), then blends the overlap between the old
   chunk's remaining predictions and the new chunk (aligned to the tick its observation was taken
@@ -44,6 +47,18 @@ def check_chunk(chunk: Any, action_dim: int | None = None) -> np.ndarray:
     if arr.ndim != 2 or len(arr) == 0 or (action_dim is not None and arr.shape[1] != action_dim):
         raise ValueError(f"policy returned a chunk of shape {list(arr.shape)}, expected [H, {action_dim or 'A'}]")
     return arr
+
+
+def blend_overlap(old: np.ndarray, new: np.ndarray, blend_steps: int | None = None) -> np.ndarray:
+    """``new`` with its first rows (where ``old`` still has a plan, at most ``blend_steps``) ramped linearly
+    from ``old``'s values to its own: row i of an overlap of n gets weight (i + 1) / (n + 1) on ``new``."""
+    overlap = min(len(old), len(new), blend_steps if blend_steps is not None else len(new))
+    if overlap <= 0:
+        return new
+    w = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None]
+    new = new.copy()
+    new[:overlap] = (1 - w) * old[:overlap] + w * new[:overlap]
+    return new
 
 
 class _Broker:
@@ -87,6 +102,7 @@ class ChunkBroker(_Broker):
         self._chunk: np.ndarray | None = None
         self._i = 0
         self.t = 0  # control ticks executed since reset
+        self.switches: list[tuple[int, int]] = []  # (query tick, tick its chunk took over): equal here
 
     @property
     def needs_observation(self) -> bool:
@@ -98,6 +114,7 @@ class ChunkBroker(_Broker):
             self._chunk = self._query(obs, self.t)
             self._i = 0
             self.queries += 1
+            self.switches.append((self.t, self.t))
         action = self._chunk[self._i]
         self._i += 1
         self.t += 1
@@ -166,12 +183,7 @@ class BlendingChunkBroker(_Broker):
         t = self.t
         new = chunk[t - tq :]
         if self._sched is not None:
-            old = self._sched[t - self._t0 :]
-            overlap = min(len(old), len(new), self.blend_steps if self.blend_steps is not None else len(new))
-            if overlap > 0:
-                w = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1))[:, None]
-                new = new.copy()
-                new[:overlap] = (1 - w) * old[:overlap] + w * new[:overlap]
+            new = blend_overlap(self._sched[t - self._t0 :], new, self.blend_steps)
         self._sched, self._t0 = new, t
         self._end = tq + min(self.execute_horizon, len(chunk))
 

@@ -106,13 +106,25 @@ class RemotePolicy:
         return self._metadata
 
     def predict(
-        self, observations: list[dict], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None
+        self, observations: list[dict], *, embodiment: str | None = None, seed: int | Sequence[int] | None = None,
+        prev_actions: Sequence[np.ndarray | None] | None = None, delay_steps: int | Sequence[int | None] | None = None,
     ) -> list[np.ndarray]:
-        """One chunk per observation; several observations go out concurrently (the server batches them)."""
+        """One chunk per observation; several observations go out concurrently (the server batches them).
+        ``prev_actions`` / ``delay_steps``: real-time chunking, one per observation (see ``act``)."""
         seeds = per_observation_seeds(seed, len(observations))
-        if len(observations) == 1:
-            return [self.act(observations[0], embodiment=embodiment, seed=seeds[0]).actions]
-        futs = [self._pool.submit(self.act, o, embodiment=embodiment, seed=s) for o, s in zip(observations, seeds)]
+        n = len(observations)
+        prevs = list(prev_actions) if prev_actions is not None else [None] * n
+        if delay_steps is None or isinstance(delay_steps, (int, np.integer)):
+            delays = [None if p is None else delay_steps for p in prevs]
+        else:
+            delays = list(delay_steps)
+        if len(prevs) != n or len(delays) != n:
+            raise ValueError(f"prev_actions / delay_steps: need one entry per observation ({n})")
+        kw = [{"embodiment": embodiment, "seed": s, "prev_actions": p, "delay_steps": d}
+              for s, p, d in zip(seeds, prevs, delays)]
+        if n == 1:
+            return [self.act(observations[0], **kw[0]).actions]
+        futs = [self._pool.submit(self.act, o, **k) for o, k in zip(observations, kw)]
         out = []
         for i, f in enumerate(futs):
             try:
@@ -125,8 +137,13 @@ class RemotePolicy:
         pass
 
     # -- requests ----------------------------------------------------------------------------
-    def act(self, observation: dict, *, embodiment: str | None = None, seed: int | None = None) -> ActResult:
-        controls = {"embodiment": embodiment or self.embodiment, "seed": None if seed is None else int(seed)}
+    def act(self, observation: dict, *, embodiment: str | None = None, seed: int | None = None,
+            prev_actions: np.ndarray | None = None, delay_steps: int | None = None) -> ActResult:
+        """One ``POST /v1/act``.  ``prev_actions`` float[k, A] (robot units) + ``delay_steps`` d: real-time
+        chunking (the server inpaints the chunk to agree with them; its first d rows are ``prev_actions[:d]``)."""
+        controls = {"embodiment": embodiment or self.embodiment, "seed": None if seed is None else int(seed),
+                    "prev_actions": None if prev_actions is None else np.asarray(prev_actions, np.float32),
+                    "delay_steps": None if delay_steps is None else int(delay_steps)}
         frames = {"image_format": self.image_format, "jpeg_quality": self.jpeg_quality}
         if self.fmt == "msgpack":
             body = wire.observation_to_msgpack(observation, **frames, **controls)

@@ -20,7 +20,10 @@ Observation mapping (``to_observation``), accepted request shapes:
     ``"observation/image"`` -> its main camera, ``"observation/wrist_image"`` -> its wrist camera
     (see ``openpi_cameras``), ``"observation/state"`` -> state, ``"prompt"``;
   * images may be HWC or CHW (``[3, H, W]``, openpi's ALOHA convention); CHW is transposed to HWC.
-Optional top-level keys: ``"embodiment"`` (name), ``"seed"`` (int noise seed).  Unknown keys are
+Optional top-level keys: ``"embodiment"`` (name), ``"seed"`` (int noise seed), and for real-time
+chunking ``"prev_actions"`` (float[k, A]: the previous chunk's actions not yet executed when the
+observation was taken, robot units) with ``"delay_steps"`` (int d >= 0: how many of them execute
+before the answer arrives; they come back unchanged as the chunk's first d rows).  Unknown keys are
 refused with a message naming them (never silently dropped).  A camera may be left out (the model
 masks it).
 """
@@ -195,9 +198,47 @@ class ParsedRequest:
     observation: dict[str, Any]
     embodiment: str | None
     seed: int | None
+    prev_actions: np.ndarray | None = None  # float32[k, A] (shape checked against the embodiment by the server)
+    delay_steps: int | None = None
 
 
-_CONTROL_KEYS = {"embodiment", "seed"}
+_CONTROL_KEYS = {"embodiment", "seed", "prev_actions", "delay_steps"}
+
+
+def _as_prev_actions(value: Any) -> np.ndarray | None:
+    """``prev_actions`` as float32[k, A] (finite); the server checks A and k against the embodiment."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        try:
+            value = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            raise WireError(422, "prev_actions: expected float[k, A] (a list of equal-length lists of numbers)",
+                            field="prev_actions", expected="float[k, A]", got="ragged or non-numeric list") from None
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+        got = type(value).__name__ if not isinstance(value, np.ndarray) else f"dtype {value.dtype}"
+        raise WireError(422, "prev_actions: expected a float array [k, A]", field="prev_actions",
+                        expected="float[k, A]", got=got)
+    if value.ndim != 2:
+        raise WireError(422, "prev_actions: expected a 2-D array [k, A]", field="prev_actions",
+                        expected="float[k, A]", got=f"shape {list(value.shape)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = value.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise WireError(422, "prev_actions: values must be finite float32", field="prev_actions",
+                        expected="finite float32 values", got="NaN, inf or out of float32 range")
+    return arr
+
+
+def _as_delay_steps(value: Any) -> int | None:
+    if isinstance(value, np.integer):
+        value = int(value)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise WireError(422, "delay_steps: expected an int >= 0", field="delay_steps", expected="int >= 0",
+                        got=repr(value)[:40])
+    return value
 
 
 def _as_image(value: Any, field: str) -> np.ndarray:
@@ -326,7 +367,8 @@ def to_observation(raw: Any, cameras: tuple[str, ...] | None = None) -> ParsedRe
         raise WireError(
             422, "seed: expected an int in [0, 2**32)", field="seed", expected="int in [0, 2**32)", got=repr(seed)[:40]
         )
-    return ParsedRequest(observation=obs, embodiment=emb, seed=seed)
+    return ParsedRequest(observation=obs, embodiment=emb, seed=seed, prev_actions=_as_prev_actions(
+        raw.get("prev_actions")), delay_steps=_as_delay_steps(raw.get("delay_steps")))
 
 
 def observation_to_json(
@@ -341,8 +383,13 @@ def observation_to_json(
     if obs.get("state") is not None:
         body["state"] = np.asarray(obs["state"], dtype=np.float64).tolist()
     body["prompt"] = obs.get("prompt", "")
-    body.update({k: v for k, v in controls.items() if v is not None})
+    body.update({k: _plain(v) for k, v in controls.items() if v is not None})
     return body
+
+
+def _plain(v: Any) -> Any:
+    """A control value as JSON: arrays (prev_actions) as nested lists of floats."""
+    return np.asarray(v, np.float64).tolist() if isinstance(v, np.ndarray) else v
 
 
 def observation_to_msgpack(

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("finetune.commands.demo", "end-to-end: collect Lift demos, fine-tune, evaluate, report"),
     "collect": ("sim_eval.commands.collect", "record scripted-expert demos from a sim task into RLDS"),
     "stats": ("data_pipelines.commands.stats", "compute/print normalization stats of a dataset"),
+    "check": ("data_pipelines.commands.check", "check a dataset / observation file against a checkpoint's embodiment"),
     "finetune": ("finetune.commands.finetune", "fine-tune a policy (full or LoRA per embodiment)"),
     "eval": ("sim_eval.commands.eval", "generalization eval of a policy in simulation"),
     "serve": ("serve.commands.serve", "serve a checkpoint over HTTP + openpi WebSocket"),

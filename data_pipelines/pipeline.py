@@ -18,7 +18,7 @@ import numpy as np
 
 from data_pipelines.errors import DataError
 from data_pipelines.mixture_stats import pool_embodiments
-from data_pipelines.stats import NormConfig, spec_with_stats
+from data_pipelines.stats import NormConfig, get_stats
 from data_pipelines.transforms import AugmentConfig, Chunk, ImageTransform, Normalize
 from vla.preprocessing import check_image_mode
 from vla.types import EmbodimentSpec, TrainingSample
@@ -54,6 +54,9 @@ class PipelineConfig:
     buffer_episodes: int = 4  # episodes open at once per dataset (samples interleave across them)
     on_error: str = "raise"  # or "skip": unreadable episodes are skipped, counted and logged
     cache_mb: float = 0.0  # keep up to this many MB of decoded episodes in RAM per pipeline (0 = decode every epoch)
+    # draw dataset i with probability proportional to weight_i x its step count (Octo's/OpenVLA's default for their
+    # named mixtures, whose published weights are relative to dataset size); False: proportional to weight_i alone
+    balance_weights: bool = False
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -233,8 +236,11 @@ class Pipeline:
         self.cfg = cfg
         self.sources = [open_source(dc, cfg.on_error) for dc in cfg.datasets]
         self.specs: list[EmbodimentSpec] = []
+        steps = []
         for dc, src in zip(cfg.datasets, self.sources):
-            spec = spec_with_stats(src, cfg.norm, progress=progress)
+            stats = get_stats(src, cfg.norm, progress=progress)
+            steps.append(stats.steps)
+            spec = src.spec.with_stats(stats.state if stats.state.dim else None, stats.action)
             if dc.cameras:
                 missing = [c for c in dc.cameras if c not in spec.cameras]
                 if missing:
@@ -242,8 +248,12 @@ class Pipeline:
                                      f"(it has {list(spec.cameras)})")
                 spec = dataclasses.replace(spec, cameras=tuple(dc.cameras))
             self.specs.append(spec)
+        w = np.array([d.weight for d in cfg.datasets], np.float64)
+        if cfg.balance_weights:
+            w = w * np.maximum(np.array(steps, np.float64), 1.0)
+        self.weights = w / w.sum()  # probability of drawing each dataset
         # datasets of one embodiment share pooled stats, weighted as the mixture is (data_pipelines.mixture_stats)
-        self.specs = pool_embodiments(self.specs, self.sources, [d.weight for d in cfg.datasets],
+        self.specs = pool_embodiments(self.specs, self.sources, list(self.weights),
                                       [d.path for d in cfg.datasets], cfg.norm, progress=progress)
         if cfg.cache_mb > 0:
             from data_pipelines.sources import MemoryCachedSource
@@ -251,8 +261,6 @@ class Pipeline:
             budget = cfg.cache_mb / len(self.sources)
             self.sources = [MemoryCachedSource(s, budget) for s in self.sources]  # type: ignore[misc]
         self.streams = [EpisodeStream(s, sp, cfg, i, worker) for i, (s, sp) in enumerate(zip(self.sources, self.specs))]
-        w = np.array([d.weight for d in cfg.datasets], np.float64)
-        self.weights = w / w.sum()
         self.rng = np.random.default_rng([cfg.seed, worker[0], 0])
         self.count = 0
         # sample index -> whether to decode/augment its images; a data-parallel rank that reads the shared

@@ -22,7 +22,8 @@ def _mapping(m: Any) -> Any:
 
 def data_settings(data) -> dict[str, Any]:
     """The data mixture (paths, weights, mappings, cameras) and the transforms of a ``PipelineConfig``."""
-    datasets = [{"path": os.path.abspath(d.path) if d.data_dir is None else d.path, "name": d.name,
+    datasets = [{"path": os.path.abspath(d.path) if d.data_dir is None and "://" not in d.path else d.path,
+                 "name": d.name,
                  "mapping": _mapping(d.mapping), "split": d.split, "weight": d.weight, "data_dir": d.data_dir,
                  "cameras": list(d.cameras) if d.cameras is not None else None} for d in data.datasets]
     skip = {"datasets", "on_error", "cache_mb"}  # neither changes the samples

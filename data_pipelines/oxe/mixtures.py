@@ -123,3 +123,34 @@ def _unregistered(name: str) -> bool:
         return False
     except KeyError:
         return True
+
+
+DEFAULT_CAMERAS = ("primary", "wrist")  # what a mixture trains on by default (Octo's choice for its soups)
+
+
+def dataset_configs(name: str, data_dir: str, *, allow_missing: bool = False,
+                    cameras: tuple[str, ...] | None = None, report=print):
+    """(full mixture name, ``DatasetConfig`` s of the members present under ``data_dir``) with published weights.
+
+    Missing members raise one ``FileNotFoundError`` naming them all, unless ``allow_missing`` (then they are
+    reported and skipped; at least one must be present). ``cameras``: preference list of standardized cameras;
+    each member keeps those it has (default ``primary``, ``wrist``), or else its first camera.
+    """
+    from data_pipelines.pipeline import DatasetConfig
+
+    full, members = resolve(name, data_dir)
+    missing = [m.name for m in members if m.path is None]
+    if missing and (not allow_missing or len(missing) == len(members)):
+        raise FileNotFoundError(missing_error(full, data_dir, members))
+    if missing:
+        report(f"--data-mix {full}: skipping {len(missing)} missing member datasets (--allow-missing): "
+               f"{', '.join(missing)}")
+    pref = tuple(cameras) if cameras else DEFAULT_CAMERAS
+    out = []
+    for m in members:
+        if m.path is None:
+            continue
+        cams = get_entry(m.name).spec.cameras
+        keep = tuple(c for c in pref if c in cams) or cams[:1]
+        out.append(DatasetConfig(path=str(m.path), name=m.name, weight=m.weight, cameras=keep))
+    return full, tuple(out)

@@ -8,9 +8,17 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="embedded",
                         help="'embedded' (default), 'hf:<hub id or local path>', or a checkpoint directory")
-    parser.add_argument("--data", nargs="+", action="extend", required=True, metavar="DIR[:WEIGHT]",
+    parser.add_argument("--data", nargs="+", action="extend", default=None, metavar="DIR[:WEIGHT]",
                         help="RLDS/TFDS or LeRobot dataset directories, a mixture when several (sampling weight "
                              "after ':', default 1), e.g. --data lift/1.0.0:2 door/1.0.0")
+    parser.add_argument("--data-mix", default=None, metavar="NAME",
+                        help="a named OXE mixture with its published weights instead of --data, e.g. "
+                             "openvla/oxe_magic_soup or octo/oxe_magic_soup (vla stats --list shows them); members "
+                             "are looked up under --data-dir (local or gs://...) by their TFDS names; --cameras is "
+                             "then a preference list (default primary,wrist)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="where --data-mix members live")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="--data-mix: skip (and list) member datasets not found under --data-dir")
     parser.add_argument("--mapping", nargs="+", action="extend", default=None, metavar="FILE",
                         help="key mapping file (JSON/YAML) for data that is neither in the OXE registry nor written "
                              "by vla collect: one for every --data entry, or one per entry in the same order "
@@ -115,6 +123,24 @@ def parse_data(items: list[str], mappings: list[str] | None = None, cameras: lis
     return tuple(out)
 
 
+def _datasets(args: argparse.Namespace):
+    """DatasetConfigs from ``--data`` entries or a named ``--data-mix`` under ``--data-dir``."""
+    mix = getattr(args, "data_mix", None)
+    if bool(args.data) == bool(mix):
+        raise ValueError("give either --data DIR[:WEIGHT] ... or --data-mix NAME --data-dir DIR")
+    if not mix:
+        return parse_data(args.data, args.mapping, args.cameras)
+    if not args.data_dir or args.mapping:
+        raise ValueError(f"--data-mix {mix}: needs --data-dir DIR (and takes no --mapping)")
+    from data_pipelines.oxe.mixtures import dataset_configs
+
+    cams = tuple(c for v in args.cameras or () for c in v.split(",") if c) or None
+    full, datasets = dataset_configs(mix, args.data_dir, allow_missing=args.allow_missing, cameras=cams)
+    print(f"--data-mix {full}: {len(datasets)} datasets: "
+          + ", ".join(f"{d.name}:{d.weight:g}" for d in datasets))
+    return datasets
+
+
 def _embodiments(data, datasets) -> dict:
     """The data's embodiments (opens every dataset); unregistered data gets a hint naming ``--mapping``."""
     from data_pipelines.errors import UnknownDatasetError
@@ -170,7 +196,7 @@ def build(args: argparse.Namespace):
     from vla.policy import VLAPolicy
 
     kind, target = parse_base(args.base)
-    datasets = parse_data(args.data, args.mapping, args.cameras)
+    datasets = _datasets(args)
     size = (args.image_size, args.image_size) if args.image_size else None
     if kind == "checkpoint":
         if _image_flags(args):
@@ -186,7 +212,8 @@ def build(args: argparse.Namespace):
         cfg = cfg.replace(image_size=size) if size else cfg
     batch_augment = preset(args.augment) if args.augment != "sample" else None
     sample_augment = {} if args.augment == "sample" else {"augment": None}  # one augmentation stage, not two
-    data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb, **sample_augment)
+    data = PipelineConfig.for_model(cfg, datasets, seed=args.seed, cache_mb=args.cache_mb,
+                                    balance_weights=bool(getattr(args, "data_mix", None)), **sample_augment)
     specs = _embodiments(data, datasets)
     for spec in specs.values():
         if len(spec.cameras) > cfg.max_cameras:

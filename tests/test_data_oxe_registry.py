@@ -12,6 +12,9 @@ image, so a camera landing in the wrong slot shows.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +245,21 @@ def test_blank_instruction_is_the_empty_prompt(tmp_path):
     ep["steps"]["language_instruction"] = [""] * 2
     src = open_dataset(write_tfds({"train": [ep]}, oxe.get_entry(name).features, tmp_path, name))
     assert next(src.iter_episodes())["prompt"] == ""
+
+
+def test_vla_stats_list_shows_every_dataset_without_tensorflow():
+    code = ("import sys; from vla.cli import main; rc = main(['stats', '--list']); "
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(rc)")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"{len(SLOTS)} registered OXE datasets")
+    for name, (cams, _, _, (s_dim, a_dim), _, _, hz) in SLOTS.items():
+        i = lines.index(next(x for x in lines if x.strip().split(" [alias")[0] == name))
+        info = lines[i + 1]
+        assert f"cams={','.join(cams)}" in info or set(info.split("cams=")[1].split()[0].split(",")) == set(cams)
+        assert f" state={s_dim} " in info and f" action={a_dim} " in info and f" {hz:g}Hz " in info
+    assert "openvla/oxe_magic_soup: 23 datasets" in out.stdout and "octo/oxe_magic_soup: 25 datasets" in out.stdout
+    assert any(x.startswith("not registered") and all(n in x for n in oxe.UNSPECIFIED) for x in lines)

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-episodes", type=int, default=None, help="compute from the first N episodes only")
     parser.add_argument("--recompute", action="store_true", help="ignore the cache")
     parser.add_argument("--json", action="store_true", help="print the stats as JSON")
-    parser.add_argument("--list", action="store_true", help="list the registered OXE dataset names and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list every registered OXE dataset (TFDS name, embodiment: cameras, state/action layout, "
+                             "gripper convention, control rate, instruction source) and the named mixtures, and exit")
 
 
 def _table(label: str, stats, names=None) -> str:
@@ -30,13 +32,24 @@ def _table(label: str, stats, names=None) -> str:
     return "\n".join(rows)
 
 
+def _list() -> None:
+    from data_pipelines.oxe import REGISTRY, UNSPECIFIED, summary
+    from data_pipelines.oxe.mixtures import mixture, mixture_names
+
+    print(f"{len(REGISTRY)} registered OXE datasets (TFDS name  embodiment: cameras, state, action, gripper, rate, "
+          "instruction):")
+    for name, e in REGISTRY.items():
+        alias = f" [alias {', '.join(e.aliases)}]" if e.aliases else ""
+        print(f"  {name}{alias}\n      {summary(e)}")
+    print(f"not registered (no published spec found): {', '.join(sorted(UNSPECIFIED))}")
+    print("named mixtures (--data-mix):")
+    for m in mixture_names():
+        print(f"  {m}: {len(mixture(m)[1])} datasets")
+
+
 def main(args: argparse.Namespace) -> int:
     if args.list:
-        from data_pipelines.oxe import REGISTRY
-
-        for name, e in REGISTRY.items():
-            print(f"{name:55s} {e.spec.name:22s} cams={','.join(e.spec.cameras)} state={e.spec.state_dim} "
-                  f"action={e.spec.action_dim}")
+        _list()
         return 0
     if not args.data:
         raise ValueError("give a dataset directory or name (or --list)")

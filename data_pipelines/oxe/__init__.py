@@ -86,5 +86,6 @@ def summary(entry: DatasetEntry) -> str:
     m, s = entry.mapping, entry.spec
     grip = f"gripper {list(s.gripper_dims)} {m.gripper_convention}" if s.gripper_dims else "no gripper"
     instr = "utf8-codes" if m.instruction_encoding == "utf8_codes" else (m.instruction or "none").split("/")[-1]
-    return (f"{s.name}: cams={','.join(s.cameras)} state={s.state_dim} ({s.state_space}) action={s.action_dim} "
+    state = f"({s.state_space})" if s.state_dim else "(no proprioception)"
+    return (f"{s.name}: cams={','.join(s.cameras)} state={s.state_dim} {state} action={s.action_dim} "
             f"({s.action_space}) {grip} {s.control_hz:g}Hz lang={instr}")

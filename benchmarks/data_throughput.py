@@ -6,9 +6,12 @@ Builds a synthetic RLDS dataset (2 cameras, JPEG, ``--source-size``²), then mea
   2. training samples/s of ``default_config()`` (collate + loss + backward + AdamW step), on
      pre-built batches so that no data work is counted;
   3. the ratio (goal >= 2: the pipeline is never the bottleneck) and, with both running together,
-     the fraction of the training loop spent waiting for data.
+     the fraction of the training loop spent waiting for data;
+  4. side by side: pipeline samples/s of one registered OXE dataset vs a 3-dataset named-mixture slice
+     (``openvla/oxe_magic_soup`` members jaco_play + language_table + austin_buds, written at their published
+     feature specs and image sizes, drawn with the published weights x size), in-process and with workers.
 
-    python benchmarks/data_throughput.py [--workers 2] [--batch-size 8] [--device cpu|cuda]
+    python benchmarks/data_throughput.py [--workers 2] [--batch-size 8] [--device cpu|cuda] [--only mixture]
 """
 
 from __future__ import annotations
@@ -56,8 +59,79 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=480, help="samples to time the pipeline on")
     ap.add_argument("--train-steps", type=int, default=6)
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    ap.add_argument("--only", choices=("all", "training", "mixture"), default="all",
+                    help="training: sections 1-3; mixture: section 4 (single OXE dataset vs 3-dataset mixture)")
     args = ap.parse_args()
+    if args.only in ("all", "training"):
+        training_vs_pipeline(args)
+    if args.only in ("all", "mixture"):
+        mixture_vs_single(args)
+    return 0
 
+
+MIX_MEMBERS = ("jaco_play", "language_table", "austin_buds_dataset_converted_externally_to_rlds")
+
+
+def write_oxe(name: str, out: Path, episodes: int, steps: int) -> None:
+    """``episodes`` random episodes of a registered OXE dataset's published spec, smooth (JPEG-realistic) images."""
+    from data_pipelines import oxe
+    from data_pipelines.rlds import features as F
+    from data_pipelines.rlds.writer import write_tfds
+
+    feats = oxe.get_entry(name).features
+    rng = np.random.default_rng(0)
+    eps = []
+    for _ in range(episodes):
+        ep = F.random_episode(feats, rng, steps)
+        obs = ep["steps"]["observation"]
+        for k, leaf in feats["steps"]["feature"]["observation"].items():
+            if F.is_leaf(leaf) and leaf["kind"] == "image":
+                h, w, _ = leaf["shape"]
+                low = rng.integers(0, 256, (steps, h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+                obs[k] = np.repeat(np.repeat(low, 16, axis=1), 16, axis=2)[:, :h, :w]
+        if name == "language_table":
+            obs["instruction"] = np.zeros((steps, 512), np.int32)
+            obs["instruction"][:, :4] = np.frombuffer(b"push", np.uint8)
+        eps.append(ep)
+    write_tfds({"train": eps}, feats, out, name, version="0.1.0", episodes_per_shard=8)
+
+
+def _rate(cfg, batch_size: int, workers: int, samples: int) -> float:
+    from data_pipelines.torch_data import VLAIterableDataset
+
+    it = iter(VLAIterableDataset(cfg).dataloader(batch_size=batch_size, num_workers=workers, prefetch_factor=4))
+    next(it)  # start-up (imports, shard open, worker spawn) is not throughput
+    n, t0 = 0, time.perf_counter()
+    while n < samples:
+        n += len(next(it))
+    return n / (time.perf_counter() - t0)
+
+
+def mixture_vs_single(args) -> None:
+    from data_pipelines.oxe.mixtures import dataset_configs
+    from data_pipelines.pipeline import DatasetConfig, PipelineConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix="vla_bench_oxe_"))
+    for name in MIX_MEMBERS:
+        write_oxe(name, tmp, args.episodes, args.steps)
+    _, mix = dataset_configs("openvla/oxe_magic_soup", str(tmp), allow_missing=True, report=lambda s: None)
+    single = (DatasetConfig(str(tmp / MIX_MEMBERS[2] / "0.1.0"), cameras=("primary", "wrist")),)
+    size = (args.image_size, args.image_size)
+    cfgs = {"single": PipelineConfig(datasets=single, horizon=16, image_size=size, seed=0),
+            "mixture": PipelineConfig(datasets=mix, horizon=16, image_size=size, seed=0, balance_weights=True)}
+    rows = []
+    for label, workers, n in ((f"{args.workers} workers", args.workers, args.samples),
+                              ("1 process", 0, args.samples // 2)):
+        rows.append((label, *(_rate(cfgs[k], args.batch_size, workers, n) for k in ("single", "mixture"))))
+    print(f"OXE mixture vs single dataset: {args.episodes} episodes x {args.steps} steps each, published specs "
+          f"(jaco_play 2x224² png, language_table 360x640 jpeg, austin_buds 2x128² png), {args.image_size}² out, "
+          f"augment+chunk+batch {args.batch_size}")
+    print(f"{'pipeline samples/s':24s} {'austin_buds alone':>18s} {'3-dataset mixture':>18s} {'mixture/single':>15s}")
+    for label, one, three in rows:
+        print(f"{label:24s} {one:18.1f} {three:18.1f} {three / one:15.2f}")
+
+
+def training_vs_pipeline(args) -> None:
     import torch
 
     from data_pipelines.pipeline import DatasetConfig, PipelineConfig
@@ -143,7 +217,6 @@ def main() -> int:
     print(f"{f'training samples/s (batch {args.batch_size}, fwd+bwd+AdamW)':58s} {train_rate:10.1f}")
     print(f"{'ratio pipeline / training (goal >= 2)':58s} {pipe_rate / train_rate:10.2f}")
     print(f"{'together: fraction of train loop waiting for data':58s} {wait / total:10.1%}")
-    return 0
 
 
 def _cuda() -> bool:

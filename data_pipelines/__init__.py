@@ -7,7 +7,10 @@ Entry points:
 * ``data_pipelines.rlds.writer.write_rlds(episodes, out_dir, name, spec)`` -> TFDS directory
 * ``data_pipelines.sources.open_dataset(path, name=None, mapping=None, split="train")`` ->
   ``StandardizedSource`` (``.spec``, ``.iter_episodes()`` of ``StandardEpisode``)
-* ``data_pipelines.oxe.known_datasets()`` / ``get_entry(name)``: registered OXE datasets
+* ``data_pipelines.oxe.known_datasets()`` / ``get_entry(name)`` / ``summary(entry)``: the registered OXE datasets
+  (published specs by real TFDS name); ``data_pipelines.oxe.mixtures.dataset_configs(name, data_dir)``: a named
+  Octo/OpenVLA mixture's members with their published weights (``PipelineConfig(balance_weights=True)``)
+* paths may be ``gs://``-style URLs (``data_pipelines.rlds.fs``, streamed through ``tf.io.gfile``)
 * ``data_pipelines.stats.get_stats(source, NormConfig())``: cached norm stats
 * ``data_pipelines.pipeline.Pipeline(PipelineConfig(datasets=(DatasetConfig(path, weight=..),), ...))``:
   iterable of ``TrainingSample``; ``.embodiments`` (specs with stats); ``state_dict()`` to resume

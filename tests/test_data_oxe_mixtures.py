@@ -98,6 +98,13 @@ def test_sampling_frequencies_follow_weight_times_size(data_dir):
         assert abs(counts[emb] / n - p) <= 4.5 * np.sqrt(p * (1 - p) / n), (emb, counts, p)
 
 
+def test_remote_data_entries_parse_with_and_without_weight():
+    from finetune.commands.finetune import parse_data
+
+    a, b = parse_data(["gs://bucket/oxe/kuka/0.1.0:2.5", "ram://x/bc_z"])
+    assert (a.path, a.weight, b.path, b.weight) == ("gs://bucket/oxe/kuka/0.1.0", 2.5, "ram://x/bc_z", 1.0)
+
+
 @pytest.mark.slow
 def test_vla_finetune_data_mix_trains_three_action_spaces(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), VLA_CACHE_DIR=str(tmp_path / "cache"))

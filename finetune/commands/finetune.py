@@ -105,7 +105,7 @@ def parse_data(items: list[str], mappings: list[str] | None = None, cameras: lis
     for item, mapping, cam in zip(items, maps, cams):
         path, weight = item, 1.0
         head, sep, tail = item.rpartition(":")
-        if sep and head and not os.path.exists(item):
+        if sep and head and "/" not in tail and not os.path.exists(item):
             path = head
             try:
                 weight = float(tail)
@@ -114,7 +114,7 @@ def parse_data(items: list[str], mappings: list[str] | None = None, cameras: lis
                                  f"{head}:2)") from None
             if not weight > 0:
                 raise ValueError(f"--data {item}: bad weight {tail!r}: must be > 0")
-        if not os.path.exists(path):
+        if "://" not in path and not os.path.exists(path):  # remote (gs://...) data is checked when opened
             raise FileNotFoundError(f"--data {path}: no such directory (no data found)")
         if mapping is not None and not os.path.isfile(mapping):
             raise FileNotFoundError(f"--mapping {mapping}: no such file")

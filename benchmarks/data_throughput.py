@@ -99,12 +99,15 @@ def write_oxe(name: str, out: Path, episodes: int, steps: int) -> None:
 def _rate(cfg, batch_size: int, workers: int, samples: int) -> float:
     from data_pipelines.torch_data import VLAIterableDataset
 
-    it = iter(VLAIterableDataset(cfg).dataloader(batch_size=batch_size, num_workers=workers, prefetch_factor=4))
+    dl = VLAIterableDataset(cfg).dataloader(batch_size=batch_size, num_workers=workers, prefetch_factor=4)
+    it = iter(dl)
     next(it)  # start-up (imports, shard open, worker spawn) is not throughput
     n, t0 = 0, time.perf_counter()
     while n < samples:
         n += len(next(it))
-    return n / (time.perf_counter() - t0)
+    rate = n / (time.perf_counter() - t0)
+    del it, dl  # persistent workers: shut them down now, not at interpreter exit
+    return rate
 
 
 def mixture_vs_single(args) -> None:

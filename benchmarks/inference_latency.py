@@ -3,7 +3,11 @@
 1. Prefix encoded once per predict (the prefix K/V cached for all integration steps) vs
    recomputed at every one of the 10 steps: p50/p90 latency, ratio, and max action difference.
 2. p50 latency of the default (embedded) model for 2 cameras at 224x224 on this machine.
-3. On a CUDA machine only: a PaliGemma-3B-sized random-weight config (SigLIP-So400m + Gemma-2B,
+3. CPU serving variants side by side (what ``vla serve --compile / --quantize int8`` do, serve.speedups):
+   fp32 eager vs expert compiled vs int8 vs int8+compiled: p50/p99 predict, max action difference vs fp32,
+   and the arithmetic (FLOPs of one expert step and of the prefix, counted by torch's FlopCounterMode).
+   The expert's zero-initialised layers get random weights first, so differences are not trivially zero.
+4. On a CUDA machine only: a PaliGemma-3B-sized random-weight config (SigLIP-So400m + Gemma-2B,
    action expert width 1024 x 18 blocks) at bf16 (anchor: openpi pi0 ~73 ms on an RTX 4090).
 
     python benchmarks/inference_latency.py [--repeats 20]
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -39,16 +44,81 @@ def observation(size: int, seed: int = 0):
     }
 
 
-def timed(fn, repeats: int, sync=lambda: None):
+def timed(fn, repeats: int, sync=lambda: None, q: float = 90, cpu: list | None = None):
+    """(output, wall p50 ms, wall p``q`` ms); ``cpu`` collects this thread's CPU ms per call (robust to a busy
+    machine: time spent waiting for a core is not counted)."""
     fn()  # warm-up
     sync()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         out = fn()
         sync()
         times.append(1000 * (time.perf_counter() - t))
-    return out, np.percentile(times, 50), np.percentile(times, 90)
+        if cpu is not None:
+            cpu.append(1000 * (time.thread_time() - c))
+    return out, np.percentile(times, 50), np.percentile(times, q)
+
+
+def _trained_like(policy: VLAPolicy) -> VLAPolicy:
+    """Give the zero-initialised adaLN / output layers random weights (a trained expert is not a no-op)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in policy.model.expert.parameters():
+            if not p.abs().sum():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    return policy
+
+
+def arithmetic(policy: VLAPolicy, obs) -> tuple[float, float]:
+    """(GFLOP of one expert step, GFLOP of the prefix) for one observation."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = policy.model
+    batch = policy.prepare(obs)
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as prefix:
+            kv, mask = model.encode_prefix(batch)
+        x = torch.zeros(1, policy.config.action_horizon, policy.config.max_action_dim)
+        with FlopCounterMode(display=False) as step:
+            model._predict_fn(batch, kv, mask)(x, torch.ones(1))
+    return step.get_total_flops() / 1e9, prefix.get_total_flops() / 1e9
+
+
+def variants_section(repeats: int) -> None:
+    import copy
+
+    from serve.speedups import SpeedupConfig, apply_speedups
+
+    base = _trained_like(VLAPolicy.create(default_config(), [SPEC]))
+    obs = [observation(224)]
+    step_gf, prefix_gf = arithmetic(base, obs)
+    steps = base.config.head.num_inference_steps
+    ref = base.predict(obs, seed=0)[0]
+    rows = []
+    for name, cfg in (
+        ("fp32 eager", None),
+        ("fp32, expert compiled", SpeedupConfig(compile=True)),
+        ("int8 dynamic", SpeedupConfig(quantize="int8")),
+        ("int8 + compiled", SpeedupConfig(compile=True, quantize="int8")),
+    ):
+        policy = base if cfg is None else copy.deepcopy(base)
+        setup = apply_speedups(policy, cfg).get("warmup_s", 0.0) if cfg else 0.0
+        cpu: list[float] = []
+        out, p50, p99 = timed(lambda p=policy: p.predict(obs, seed=0), repeats, q=99, cpu=cpu)
+        rows.append((name, p50, p99, float(np.median(cpu)), float(np.abs(out[0] - ref).max()), setup))
+    print(f"\n== CPU serving variants, default model, 1 obs (2 cameras 224²), {steps} flow steps, "
+          f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f} ==")
+    print(f"{'variant':<24}{'p50 ms':>9}{'p99 ms':>9}{'CPU p50 ms':>12}{'vs fp32 (CPU)':>15}{'max |Δaction|':>15}"
+          f"{'setup s':>9}")
+    for name, p50, p99, cpu_p50, diff, setup in rows:
+        print(f"{name:<24}{p50:>9.1f}{p99:>9.1f}{cpu_p50:>12.1f}{rows[0][3] / cpu_p50:>14.2f}x{diff:>15.2e}"
+              f"{setup:>9.1f}")
+    print(f"action scale max |a| = {np.abs(ref).max():.2f}; compiled must stay <= 1e-5 (fp32 rounding)")
+    total = prefix_gf + steps * step_gf
+    print(f"arithmetic: expert step {step_gf * 1e3:.0f} MFLOP x {steps} + prefix {prefix_gf * 1e3:.0f} MFLOP = "
+          f"{total:.2f} GFLOP per predict; at 40 GFLOP/s (one AVX2 core, fp32 sgemm at these sizes) that is "
+          f">= {total / 40 * 1e3:.0f} ms")
 
 
 def cpu_section(repeats: int) -> None:
@@ -141,6 +211,7 @@ def gpu_section(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--only-variants", action="store_true", help="only section 3 (the serving variants)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -150,8 +221,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cpu_section(args.repeats)
-    gpu_section(args.repeats)
+    if not args.only_variants:
+        cpu_section(args.repeats)
+    variants_section(args.repeats)
+    if not args.only_variants:
+        gpu_section(args.repeats)
 
 
 if __name__ == "__main__":

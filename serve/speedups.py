@@ -10,7 +10,8 @@ plus per-op dispatch; the prefix runs once.  Two opt-in transforms, applied in p
     Same actions up to float rounding (tested to 1e-5).
   * ``quantize="int8"``: ``torch.ao`` dynamic quantization of the ``nn.Linear`` layers (int8 weights, activations
     quantized per call) of the expert copies and, when the checkpoint has no LoRA adapters, of the backbone's
-    language model.  Actions move by a stated tolerance (benchmarks/inference_latency.py prints it).
+    language model.  Actions move by a stated tolerance (benchmarks/inference_latency.py prints it).  Requests
+    that need gradients through the expert (real-time chunking guidance) run an fp32 copy of it.
 
 Both are for serving only: the weights are no longer trainable parameters afterwards.
 """
@@ -66,14 +67,33 @@ def _quantize_linears(module: nn.Module) -> None:
         torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
+def _int8_forward(mod: nn.Module):
+    """Quantize ``mod``'s linears in place; calls that need gradients (real-time chunking's guidance takes a
+    vector-Jacobian product through the expert) run an fp32 copy, since int8 linears have no autograd kernel
+    (torch would backprop through them silently wrong)."""
+    import copy
+
+    import torch
+
+    fp32 = copy.deepcopy(mod)  # held by the closure, not registered: the module's own layers are all int8
+    _quantize_linears(mod)
+    int8 = mod.forward
+
+    def forward(*args, **kwargs):
+        return (fp32.forward if torch.is_grad_enabled() else int8)(*args, **kwargs)
+
+    return forward
+
+
 def quantize_int8(policy) -> list[str]:
     """Dynamic int8 for the ``nn.Linear`` layers of the expert copies (+ the LM when there are no adapters)."""
     import torch
+
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
-    done = []
-    for mod in expert_modules(policy):
-        _quantize_linears(mod)
-    done.append(f"expert x{len(expert_modules(policy))}")
+    mods = expert_modules(policy)
+    for mod in mods:
+        mod.forward = _int8_forward(mod)
+    done = [f"expert x{len(mods)}"]
     adapters = getattr(policy, "adapters", None)
     lm = getattr(policy.model.backbone, "lm", None)
     if lm is not None and not (adapters is not None and len(adapters)):

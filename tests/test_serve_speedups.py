@@ -101,3 +101,22 @@ def test_cli_quantize_serves_and_bad_flags_are_one_line(tmp_path, reference):
     bad = subprocess.run([sys.executable, "-m", "vla.cli", "serve", "--toy", "--quantize", "int4"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr
+
+
+def test_int8_real_time_chunking_backprops_through_an_fp32_expert(reference):
+    """RTC guidance takes a vector-Jacobian product through the expert; int8 linears have no autograd kernel
+    (torch warns and the gradient is wrong), so those calls must run the fp32 copy: no such warning, and the
+    int8 server's RTC chunk stays as close to fp32's as a plain int8 chunk does."""
+    import warnings
+
+    fast = copy.deepcopy(reference)
+    apply_speedups(fast, SpeedupConfig(quantize="int8", warmup=False))
+    obs = _obs(6, "lift the cube")
+    prev = reference.predict([obs], seed=0)[0][3:]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = fast.predict([obs], seed=1, prev_actions=[prev], delay_steps=2)[0]
+    assert not [w for w in caught if "autograd kernel was not registered" in str(w.message)]
+    want = reference.predict([obs], seed=1, prev_actions=[prev], delay_steps=2)[0]
+    plain = float(np.abs(fast.predict([obs], seed=1)[0] - reference.predict([obs], seed=1)[0]).max())
+    assert float(np.abs(got - want).max()) <= max(2 * plain, 1e-3)

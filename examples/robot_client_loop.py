@@ -1,15 +1,21 @@
-"""A robot-controller loop against a policy server, with async chunk blending.
+"""A robot-controller loop against a policy server: real-time chunking or async chunk blending.
 
 The "robot" is a toy numpy arm built from the server's ``/v1/metadata`` (its cameras, image size,
 state and action dims), so the loop runs anywhere against any served checkpoint.  Each control tick
-it asks the broker for one action; the broker queries the server only when the chunk runs low
-(``--prefetch`` ticks ahead, in a background thread) and blends the overlap, so the fixed-rate loop
-does not stall on the network.
+it asks the broker for one action, so the fixed-rate loop never stalls on the network:
+
+* ``--mode rtc`` (default when the server supports it): ``RealTimeChunkBroker`` measures the round-trip
+  latency, converts it to a delay ``d`` in control ticks, starts the next query ``d`` ticks before the
+  chunk runs out and sends the not-yet-executed actions as ``prev_actions`` with ``delay_steps`` = d;
+  the server inpaints a chunk that continues them, and the broker switches with no gap;
+* ``--mode blend``: ``BlendingChunkBroker`` queries ``--prefetch`` ticks ahead and blends the overlap;
+* ``--mode sync``: ``ChunkBroker`` queries when the chunk runs out (the loop waits).
 
     vla serve --checkpoint runs/demo/policy --port 8000 &   # or: vla serve --toy
     pip install serve/robot_client                         # on the robot: the light client only
     python examples/robot_client_loop.py --url http://127.0.0.1:8000 --hz 20 --steps 200
     python examples/robot_client_loop.py --self-serve   # starts a stand-in server on loopback itself
+    python examples/robot_client_loop.py --self-serve --mode blend
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 try:  # the robot-side package: `pip install serve/robot_client` (numpy + msgpack + httpx, no torch)
-    from vla_client import BlendingChunkBroker, ChunkBroker, RemotePolicy
+    from vla_client import BlendingChunkBroker, ChunkBroker, RealTimeChunkBroker, RemotePolicy
 except ImportError:  # a checkout of the project, nothing installed
     sys.path.insert(0, str(ROOT / "serve" / "robot_client"))
-    from vla_client import BlendingChunkBroker, ChunkBroker, RemotePolicy
+    from vla_client import BlendingChunkBroker, ChunkBroker, RealTimeChunkBroker, RemotePolicy
 
 
 class ToyArm:
@@ -83,10 +89,16 @@ def run(url: str, args: argparse.Namespace) -> int:
             f"state_dim={spec.state_dim} action_dim={spec.action_dim} horizon={meta.action_horizon} "
             f"execute={spec.execute_horizon}"
         )
-        if args.no_blend:
+        mode = "sync" if args.no_blend else args.mode
+        if mode is None:
+            mode = "rtc" if meta.extra.get("real_time_chunking") else "blend"
+        if mode == "sync":
             broker = ChunkBroker(remote, embodiment=name)
-        else:
+        elif mode == "blend":
             broker = BlendingChunkBroker(remote, embodiment=name, prefetch_steps=args.prefetch)
+        else:
+            broker = RealTimeChunkBroker(remote, mode="rtc", embodiment=name, control_hz=args.hz, margin_steps=1)
+        print(f"mode {mode}")
         arm = ToyArm(spec)
         period = 1.0 / args.hz
         late, tick_ms = 0, []
@@ -103,9 +115,13 @@ def run(url: str, args: argparse.Namespace) -> int:
             else:
                 late += 1
                 next_t = time.perf_counter()
-        if isinstance(broker, BlendingChunkBroker):
+        if hasattr(broker, "close"):
             broker.close()
         ticks = np.asarray(tick_ms)
+        if isinstance(broker, RealTimeChunkBroker):
+            delays = [ts - tq for tq, ts in broker.switches[1:]]
+            print(f"measured round trip max {1000 * max(broker.latencies_s):.0f} ms -> planned delay "
+                  f"{broker.delay} ticks; switches after {delays} old actions")
         print(
             f"{args.steps} ticks at {args.hz:g} Hz: {broker.queries} queries, "
             f"stalls {getattr(broker, 'stalls', 'n/a')}, late ticks {late}, "
@@ -130,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--prefetch", type=int, default=3, help="start the next query this many ticks before the chunk ends"
     )
-    ap.add_argument("--no-blend", action="store_true", help="synchronous chunk broker (query when the chunk runs out)")
+    ap.add_argument("--mode", choices=("sync", "blend", "rtc"), default=None,
+                    help="chunk execution (default: rtc when the server supports it, else blend)")
+    ap.add_argument("--no-blend", action="store_true", help="same as --mode sync")
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--retries", type=int, default=2)
     args = ap.parse_args(argv)

@@ -7,6 +7,7 @@ as :class:`EpisodeResult` (plus recorded steps when collecting demos, and video 
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import time
@@ -73,6 +74,8 @@ class Job:
     factors: tuple = ()  # FactorSetting conditions and Randomize items (drawn per episode) applied to the env
     video: bool = False
     record: bool = False  # keep every step's observation + action (demo collection)
+    exec_mode: str | None = None  # overrides RolloutConfig.exec_mode / delay_steps for this episode (sweeps)
+    delay_steps: int | None = None
 
 
 @dataclass(kw_only=True)
@@ -116,6 +119,9 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
     with a simulated delay of ``delay_steps`` ticks (the observation is taken at query time, the new chunk
     takes over ``delay_steps`` ticks later). Cameras are rendered only when the broker will query (or
     every step when recording a demo)."""
+    if job.exec_mode is not None or job.delay_steps is not None:
+        cfg = dataclasses.replace(cfg, exec_mode=job.exec_mode or cfg.exec_mode,
+                                  delay_steps=cfg.delay_steps if job.delay_steps is None else job.delay_steps)
     t0 = time.perf_counter()
     uses_images = bool(getattr(policy, "metadata", None) is None or policy.metadata.extra.get("uses_images", True))
     record, video = job.record, job.video

@@ -168,3 +168,34 @@ def test_policy_without_rtc_refuses_a_prefix_with_422(obs):
         r = httpx.post(srv.url + "/v1/act", json=empty)
         assert r.status_code == 422 and r.json()["field"] == "prev_actions"  # [] is not [k, A]
         assert httpx.post(srv.url + "/v1/act", json=wire.observation_to_json(obs)).status_code == 200
+
+
+class _RecordingToy(ToyPolicy):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.prefixes: list[tuple[int, int]] = []  # (rows of prev_actions, delay_steps) of each prefixed request
+
+    def predict(self, observations, *, prev_actions=None, delay_steps=None, **kw):
+        for p, d in zip(prev_actions or [], delay_steps or []):
+            if p is not None:
+                self.prefixes.append((len(p), d))
+        return super().predict(observations, prev_actions=prev_actions, delay_steps=delay_steps, **kw)
+
+
+def test_example_loop_runs_real_time_chunking_with_the_measured_delay(capsys):
+    """examples/robot_client_loop.py against a server that takes 40 ms per call, at 50 Hz: the broker measures
+    >= 40 ms (>= 2 ticks), sends its unexecuted actions with that delay, and switches after the old actions."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "robot_client_loop.py"
+    spec = importlib.util.spec_from_file_location("robot_client_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    toy = _RecordingToy(call_ms=40.0)
+    with running_server(toy, max_wait_ms=0.0) as srv:
+        assert example.main(["--url", srv.url, "--steps", "40", "--hz", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "mode rtc" in out and "switches after" in out, out
+    assert len(toy.prefixes) >= 3, toy.prefixes
+    assert all(d >= 2 and k >= d for k, d in toy.prefixes), toy.prefixes  # 40 ms at 50 Hz: at least 2 ticks

@@ -180,3 +180,23 @@ def test_mujoco_rollout_executes_exactly_d_old_actions(lift, mode, d):
             assert delay == d and np.array_equal(prev[0], old[tq - t_old:])
             np.testing.assert_array_equal(new[:d], old[tq - t_old:tq - t_old + d])
     assert res.discontinuity is not None and res.jerk is not None
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--exec-mode", "rtc", "--delay-steps", "2"], "--exec-mode rtc: the scripted expert takes no committed prefix"),
+    (["--exec-mode", "naive", "--delay-steps", "9"], "--delay-steps 9: at most the execute horizon (8)"),
+    (["--exec-mode", "blend", "--delay-steps", "1", "--delay-ms", "50"], "give one of them"),
+])
+def test_vla_eval_delay_flags_fail_in_one_line(args, expected, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "serve" / "robot_client")]))
+    cmd = [sys.executable, "-m", "vla.cli", "eval", *args, "--episodes", "1", "--out", str(tmp_path / "r")]
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("vla eval: error: "), p.stderr
+    assert expected in lines[0] and not (tmp_path / "r").exists()

@@ -41,7 +41,7 @@ def evaluate(
     progress: bool = True,
     exec_mode: str = "sync",
     delay_steps: int | None = None,
-    delay_ms: float | None = None,
+    delay_ms: float | str | None = None,
 ) -> dict:
     """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
 
@@ -53,6 +53,7 @@ def evaluate(
     :data:`sim_eval.seeds.EVAL_SEED`, apart from the seeds ``collect`` records demos on).
     ``exec_mode`` / ``delay_steps`` / ``delay_ms``: latency-aware execution (:func:`resolve_delay`): the
     robot keeps executing the old chunk for the delay; ``sync`` waits for every chunk (today's behaviour).
+    ``delay_ms="measured"``: a served policy's median round trip (:func:`measured_latency_ms`).
     Inputs are checked before any worker starts (:func:`sim_eval.checks.resolve_eval`). Episodes that
     error are listed apart (``errors``) and left out of the success rates (``None`` where no episode
     ran). Writes ``report.json``, ``report.md``, ``success.png`` (not when every episode errored) and
@@ -65,6 +66,9 @@ def evaluate(
     source, label, obj = _source(policy)
     conds = _conditions(factors, factor_seed)
     plan = resolve_eval(source, list(tasks), embodiment=embodiment, image_size=image_size, policy=obj)
+    measured = None
+    if delay_ms == "measured":
+        delay_ms = measured = measured_latency_ms(source, plan, tasks[0])
     delay = resolve_delay(tasks, exec_mode, delay_steps, delay_ms, execute_horizon, source)
     # the first seeds of each condition are filmed in the main pass; _record_videos re-runs a seed only
     # when a condition has both outcomes and the filmed ones show just one
@@ -81,7 +85,8 @@ def evaluate(
     report = {
         "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
                  "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": plan.image_size,
-                 "embodiment": plan.embodiment, "seconds": seconds, "exec_mode": exec_mode, "delay_steps": delay},
+                 "embodiment": plan.embodiment, "seconds": seconds, "exec_mode": exec_mode, "delay_steps": delay,
+                 "measured_latency_ms": measured},
         "summary": summarize(results),
         "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
                       "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3),
@@ -133,6 +138,37 @@ def resolve_delay(tasks: Sequence[str], exec_mode: str, delay_steps: int | None,
         raise ValueError("--exec-mode rtc: the scripted expert takes no committed prefix; use a flow-matching "
                          "checkpoint or a vla serve URL")
     return d
+
+
+def measured_latency_ms(source: PolicySource, plan, task: str, tries: int = 5) -> float:
+    """Median round trip (ms) of ``tries`` queries (after one warm-up) of the served policy at ``source`` (http or
+    ws) on a blank observation of ``task``'s robot: what ``--delay-ms measured`` converts to control steps."""
+    import statistics
+
+    import numpy as np
+
+    from sim_eval.tasks import task_spec
+
+    if source.kind not in ("http", "openpi"):
+        raise ValueError("--delay-ms measured: only for a served policy (http://… or ws://…); pass a number of ms")
+    spec = task_spec(task, plan.image_size)
+    cams = plan.cameras or spec.cameras
+    obs = {"images": {c: np.zeros((plan.image_size, plan.image_size, 3), np.uint8) for c in cams},
+           "state": np.zeros(spec.state_dim, np.float32), "prompt": "measure the round trip"}
+    if source.kind == "http":
+        from serve.client import RemotePolicy
+
+        policy = RemotePolicy(source.target)
+    else:
+        from sim_eval.remote import OpenPIPolicy
+
+        policy = OpenPIPolicy(source.target, spec)
+    times = []
+    for i in range(tries + 1):
+        t0 = time.perf_counter()
+        policy.predict([obs], embodiment=plan.embodiment, seed=i)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times[1:])
 
 
 def _source(policy) -> tuple[PolicySource, str, object]:

@@ -200,3 +200,22 @@ def test_vla_eval_delay_flags_fail_in_one_line(args, expected, tmp_path):
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("vla eval: error: "), p.stderr
     assert expected in lines[0] and not (tmp_path / "r").exists()
+
+
+def test_measured_latency_of_a_served_policy():
+    """--delay-ms measured: a real loopback server whose policy takes 120 ms per call -> >= 120 ms -> 3 steps at
+    20 Hz; a checkpoint (not served) is refused in one line."""
+    from serve.server import running_server
+    from serve.toy_policy import ToyPolicy
+    from sim_eval.checks import resolve_eval
+    from sim_eval.evaluate import measured_latency_ms
+    from sim_eval.tasks import task_spec
+
+    with running_server(ToyPolicy([task_spec("Lift", 48)], call_ms=120.0), max_wait_ms=0.0) as srv:
+        src = PolicySource.parse(srv.url)
+        plan = resolve_eval(src, ["Lift"])
+        ms = measured_latency_ms(src, plan, "Lift", tries=3)
+    assert 120.0 <= ms < 1000.0
+    assert resolve_delay(["Lift"], "rtc", None, ms, None, src) == int(np.ceil(ms / 50.0))
+    with pytest.raises(ValueError, match="--delay-ms measured: only for a served policy"):
+        measured_latency_ms(PolicySource("checkpoint", "x"), plan, "Lift")

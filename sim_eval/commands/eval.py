@@ -36,9 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "to the late chunk on arrival), blend (ramp from the old chunk), rtc (real-time chunking)")
     parser.add_argument("--delay-steps", type=int, default=None,
                         help="simulated inference delay in control steps: the robot keeps executing the old chunk")
-    parser.add_argument("--delay-ms", type=float, default=None,
-                        help="the delay in milliseconds, rounded up to control steps at the task's control rate")
+    parser.add_argument("--delay-ms", type=_delay_ms, default=None,
+                        help="the delay in milliseconds, rounded up to control steps at the task's control rate; "
+                             "'measured': a served policy's median round trip")
     parser.add_argument("--out", required=True, help="report directory")
+
+
+def _delay_ms(text: str) -> float | str:
+    if text == "measured":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds or 'measured', got {text!r}") from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,7 +73,10 @@ def main(args: argparse.Namespace) -> int:
             cells = [f"{label} {'–' if o[k] is None else format(o[k], f)}" for label, k, f in
                      (("switch jump", "mean_discontinuity", ".3f"), ("EE jerk", "mean_jerk", ".1f"),
                       ("steps to success", "mean_steps_to_success", ".0f"))]
-            print(f"{o['condition']}: {meta['exec_mode']}, delay {meta['delay_steps']} steps: " + ", ".join(cells))
+            measured = "" if meta.get("measured_latency_ms") is None else \
+                f" (measured round trip {meta['measured_latency_ms']:.0f} ms)"
+            print(f"{o['condition']}: {meta['exec_mode']}, delay {meta['delay_steps']} steps{measured}: "
+                  + ", ".join(cells))
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if errors:
         print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",

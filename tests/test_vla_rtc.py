@@ -141,3 +141,16 @@ def test_bad_prefix_names_the_field(prev, d, field, text):
     with pytest.raises(InvalidObservationError) as ei:
         check_prefix(prev, d, 7, H)
     assert ei.value.field == field and text in str(ei.value)
+
+
+def test_prefix_is_encoded_once_per_call(policy):
+    """The guided sampler runs the expert (forward + backward) at each of the 10 steps, the backbone once."""
+    calls = {"backbone": 0, "expert": 0}
+    handles = [mod.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+               for name, mod in (("backbone", policy.model.backbone), ("expert", policy.model.expert))]
+    try:
+        policy.predict([observation(0)], seed=1, prev_actions=[np.zeros((10, 7), np.float32)], delay_steps=3)
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == {"backbone": 1, "expert": policy.config.head.num_inference_steps}

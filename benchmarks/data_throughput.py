@@ -101,7 +101,8 @@ def _rate(cfg, batch_size: int, workers: int, samples: int) -> float:
 
     dl = VLAIterableDataset(cfg).dataloader(batch_size=batch_size, num_workers=workers, prefetch_factor=4)
     it = iter(dl)
-    next(it)  # start-up (imports, shard open, worker spawn) is not throughput
+    for _ in range(max(1, 4 * workers)):  # start-up, and the batches workers prefetched meanwhile, are not throughput
+        next(it)
     n, t0 = 0, time.perf_counter()
     while n < samples:
         n += len(next(it))

@@ -144,6 +144,10 @@ SLOTS: dict[str, tuple] = {
     "fmb": ({"primary": OB + "image_side_1", "secondary": OB + "image_side_2", "wrist": OB + "image_wrist_1",
              "wrist_2": OB + "image_wrist_2"}, [OB + "eef_pose", OB + "state_gripper_pose"], [A], (8, 7),
             [(A, 6, 1, 0, 6)], "step", 10),
+    "droid": ({"primary": OB + "exterior_image_1_left", "secondary": OB + "exterior_image_2_left",
+               "wrist": OB + "wrist_image_left"}, [OB + "cartesian_position", OB + "gripper_position"],
+              ["action_dict.cartesian_velocity", "action_dict.gripper_position"], (7, 7),
+              [("action_dict.gripper_position", 0, 0, 1, 6)], "step", 15),
     "robo_set": ({"primary": OB + "image_left", "secondary": OB + "image_right", "tertiary": OB + "image_top",
                   "wrist": OB + "image_wrist"}, [OB + "state"], [A], (8, 8), [(A, 7, -1, 1, 7)], "step", 5),
 }

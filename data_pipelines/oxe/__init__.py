@@ -26,13 +26,12 @@ MAPPINGS: dict[str, KeyMapping] = {**_M_GOOGLE, **_M_LABS}
 _ALIASES = {"rt1": "fractal20220817_data", "fractal": "fractal20220817_data", "bridge_v2": "bridge_dataset",
             "bridge_orig": "bridge_dataset", "bridge_oxe": "bridge", "language_table_dataset": "language_table",
             "stanford_hydra": "stanford_hydra_dataset_converted_externally_to_rlds", "fmb_dataset": "fmb",
-            "roboset": "robo_set"}
+            "roboset": "robo_set", "droid_100": "droid", "r2d2_faceblur": "droid"}
 
 # names in Octo's / OpenVLA's OXE registries with no published feature spec found (catalog page or features.json)
 UNSPECIFIED: dict[str, str] = {
     "cmu_playing_with_food": "in Octo's/OpenVLA's registries; no TFDS catalog page or features.json found",
     "robo_net": "the OXE copy's spec is unpublished (TFDS 'robonet' is a different, non-RLDS release)",
-    "droid": "TFDS catalog page not available in the sources searched",
     "rh20t": "OpenVLA-only re-export; no published spec found",
 }
 

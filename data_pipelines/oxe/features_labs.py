@@ -2,8 +2,9 @@
 
 Transcribed from each dataset's TFDS catalog page, "Feature structure" (``tensorflow/datasets``
 ``docs/catalog/<name>.md``, i.e. ``https://www.tensorflow.org/datasets/catalog/<name>``), except
-``furniture_bench_dataset_converted_externally_to_rlds`` whose structure is the printed ``builder.info.features``
-of the released directory (its catalog page was not available). Image encodings are the TFDS default (png)
+``furniture_bench_dataset_converted_externally_to_rlds`` and ``droid``, whose structures are the printed
+``builder.info.features`` of the released directories (``droid``: its 100-episode sample, released as
+``r2d2_faceblur``; their catalog pages were not available). Image encodings are the TFDS default (png)
 where the catalog does not state one. Most of these share one RLDS template (:func:`_conv`).
 """
 
@@ -158,5 +159,19 @@ FEATURES: dict[str, dict] = {
             "is_terminal": scalar("bool"), "language_instruction": tensor((), "string"),
             "observation": {**{f"image_{v}": image(240, 424) for v in ("left", "right", "top", "wrist")},
                             "state": tensor((8,)), "state_velocity": tensor((8,))},
+            "reward": scalar("float32")})},
+    "droid": {
+        "episode_metadata": {"file_path": tensor((), "string"), "recording_folderpath": tensor((), "string")},
+        "steps": steps({
+            "action": tensor((7,), "float64"),
+            "action_dict": {k: tensor((n,), "float64") for k, n in (
+                ("cartesian_position", 6), ("cartesian_velocity", 6), ("gripper_position", 1),
+                ("gripper_velocity", 1), ("joint_position", 7), ("joint_velocity", 7))},
+            "discount": scalar("float32"), "is_first": scalar("bool"), "is_last": scalar("bool"),
+            "is_terminal": scalar("bool"), "language_instruction": tensor((), "string"),
+            "language_instruction_2": tensor((), "string"), "language_instruction_3": tensor((), "string"),
+            "observation": {"cartesian_position": tensor((6,), "float64"), "exterior_image_1_left": image(180, 320),
+                            "exterior_image_2_left": image(180, 320), "gripper_position": tensor((1,), "float64"),
+                            "joint_position": tensor((7,), "float64"), "wrist_image_left": image(180, 320)},
             "reward": scalar("float32")})},
 }

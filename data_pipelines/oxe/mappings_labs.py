@@ -147,4 +147,10 @@ MAPPINGS: dict[str, KeyMapping] = {
     "robo_set": _m("franka_roboset", {"primary": "image_left", "secondary": "image_right", "tertiary": "image_top",
                                       "wrist": "image_wrist"}, (_A,), state=("state",), grip=(7,), conv="close_pm1",
                    space="joint_pos7_gripper1", state_space="joint_pos7_gripper1", hz=5.0),
+    "droid": _m("franka_droid", {"primary": "exterior_image_1_left", "secondary": "exterior_image_2_left",
+                                 "wrist": "wrist_image_left"},
+                ("steps/action_dict/cartesian_velocity", "steps/action_dict/gripper_position"),
+                state=("cartesian_position", "gripper_position"), grip=(6,), conv="close_1",
+                space="eef_vel_pos3_rot3_gripper1", state_space="eef_pos3_euler3_gripper1", hz=15.0,
+                desc="base-frame velocity action with the commanded gripper position (1 = closed), as OpenVLA"),
 }

@@ -3,14 +3,15 @@
     python benchmarks/realtime.py --policy Lift=runs/demo/train/policy [--policy PickPlaceCan=PATH] \\
         [--delays 0 2 4 6] [--modes sync naive blend rtc] [--n 30] [--workers 2] [--out realtime_bench]
 
-For every task x delay (control steps) x execution mode it runs ``n`` seeded episodes through
-``sim_eval.evaluate`` (``vla eval --exec-mode M --delay-steps D``): ``sync`` waits for every chunk (the delay
+For every task x delay (control steps) x execution mode it runs ``n`` seeded episodes (the rollouts of
+``vla eval --exec-mode M --delay-steps D``): ``sync`` waits for every chunk (the delay
 costs wall time, not behaviour, so it runs once and stands for every delay); ``naive`` switches to the late
 chunk as predicted, ``blend`` ramps from the old plan, ``rtc`` sends the committed actions and lets the flow
-sampler inpaint (Black et al. 2025). Per cell: success with Wilson 95 % CI, mean action discontinuity at chunk
-switches (arm dims), mean end-effector jerk (m/s^3), mean steps to success.  Prints one table, writes
-``OUT/realtime.json`` and ``OUT/realtime.png``; all cells of a task share one pool of sim worker processes
-(the checkpoint and env load once per worker); finished cells are kept in ``OUT/cells/`` and reused.
+sampler inpaint (Black et al. 2025). Per cell: success with Wilson 95 % CI, mean action change at chunk
+switches (arm dims) and inside chunks (its natural scale), mean end-effector jerk (m/s^3), mean steps to
+success.  Prints one table, writes ``OUT/realtime.json`` and ``OUT/realtime.png``; all cells of a task share
+one pool of sim worker processes (the checkpoint and env load once per worker); finished cells are kept in
+``OUT/cells/`` and reused.
 A task given no ``--policy`` is reported as "no checkpoint".
 """
 
@@ -94,8 +95,9 @@ def _num(x, fmt: str) -> str:
 
 def table(rows: list[dict], modes) -> list[str]:
     """One line per task x delay: per mode success [CI] n | switch jump | EE jerk | steps to success."""
-    head = f"{'task':<13}{'d':>2} " + " ".join(f"| {m:<44}" for m in modes)
-    sub = f"{'':<16}" + " ".join(f"| {'success [95% CI] n':<25}{'jump':>6}{'jerk':>7}{'steps':>6}" for _ in modes)
+    head = f"{'task':<13}{'d':>2} " + " ".join(f"| {m:<50}" for m in modes)
+    sub = f"{'':<16}" + " ".join(f"| {'success [95% CI] n':<25}{'jump':>6}{'base':>6}{'jerk':>7}{'steps':>6}"
+                                 for _ in modes)
     lines = [head, sub]
     for task in dict.fromkeys(r["task"] for r in rows):
         for d in sorted({r["delay"] for r in rows if r["task"] == task}):
@@ -103,9 +105,10 @@ def table(rows: list[dict], modes) -> list[str]:
             for m in modes:
                 r = next(x for x in rows if x["task"] == task and x["delay"] == d and x["mode"] == m)
                 if r.get("missing"):
-                    cells.append(f"| {'no checkpoint':<44}")
+                    cells.append(f"| {'no checkpoint':<50}")
                     continue
                 cells.append(f"| {_rate(r):<25}{_num(r.get('mean_discontinuity'), '.3f'):>6}"
+                             f"{_num(r.get('mean_step_change'), '.3f'):>6}"
                              f"{_num(r.get('mean_jerk'), '.0f'):>7}{_num(r.get('mean_steps_to_success'), '.0f'):>6}")
             lines.append(f"{task:<13}{d:>2} " + " ".join(cells))
     return lines
@@ -188,8 +191,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     (out / "realtime.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     print("\n".join(table(rows, args.modes)))
-    print("jump = mean |Δaction| (arm dims) where a new chunk takes over; jerk = mean end-effector jerk (m/s³); "
-          "steps = mean steps to success; sync runs once (delay costs it wall time, not behaviour)")
+    print("jump = mean |Δaction| (arm dims) where a new chunk takes over; base = the same inside chunks (its natural "
+          "scale); jerk = mean end-effector jerk (m/s³); steps = mean steps to success; sync runs once (delay costs "
+          "it wall time, not behaviour)")
     print("\n".join(verdict(rows)))
     if any(r.get("n") for r in rows):
         plot(rows, args.modes, out / "realtime.png")

@@ -53,10 +53,12 @@ def summarize(results, nominal: str = "nominal") -> dict:
 
 
 def execution_metrics(results) -> dict:
-    """Smoothness and speed of execution: mean action discontinuity at chunk switches, mean end-effector jerk
-    (m/s^3) and mean steps to success (successful episodes only); ``None`` where nothing was measured."""
+    """Smoothness and speed of execution: mean action discontinuity at chunk switches, the mean action change
+    inside chunks (its reference scale), mean end-effector jerk (m/s^3) and mean steps to success (successful
+    episodes only); ``None`` where nothing was measured."""
     return {"mean_discontinuity": _mean([r.discontinuity for r in results if r.discontinuity is not None]),
             "mean_jerk": _mean([r.jerk for r in results if r.jerk is not None]),
+            "mean_step_change": _mean([r.step_change for r in results if getattr(r, "step_change", None) is not None]),
             "mean_steps_to_success": _mean([r.steps for r in results if r.success])}
 
 

@@ -96,6 +96,7 @@ class EpisodeResult:
     error: str = ""
     discontinuity: float | None = None  # mean |a_t - a_{t-1}| (arm dims) at chunk switches; None: no switch
     jerk: float | None = None  # mean end-effector jerk |d^3 p / dt^3| (m/s^3)
+    step_change: float | None = None  # mean |a_t - a_{t-1}| (arm dims) inside chunks: the scale of a "jump"
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
                          queries=broker.queries, renders=env.renders, seconds=time.perf_counter() - t0, frames=frames,
                          episode=_episode(env, job, steps) if record else None,
                          discontinuity=switch_discontinuity(actions, broker.switches, env.spec.gripper_dims),
+                         step_change=within_chunk_change(actions, broker.switches, env.spec.gripper_dims),
                          jerk=eef_jerk(eef, env.spec.control_hz))
 
 
@@ -173,6 +175,16 @@ def switch_discontinuity(actions: list, switches: list[tuple[int, int]], gripper
     jumps = [float(np.linalg.norm(actions[s][arm] - actions[s - 1][arm])) for _, s in switches
              if 0 < s < len(actions)]
     return float(np.mean(jumps)) if jumps else None
+
+
+def within_chunk_change(actions: list, switches: list[tuple[int, int]], gripper_dims=()) -> float | None:
+    """Mean L2 change |a_t - a_{t-1}| over the arm dims at the ticks where no new chunk took over (the reference
+    scale for :func:`switch_discontinuity`)."""
+    at_switch = {s for _, s in switches}
+    arm = [i for i in range(len(actions[0])) if i not in set(gripper_dims)] if actions else []
+    steps = [float(np.linalg.norm(actions[t][arm] - actions[t - 1][arm])) for t in range(1, len(actions))
+             if t not in at_switch]
+    return float(np.mean(steps)) if steps else None
 
 
 def eef_jerk(positions: list, control_hz: float) -> float | None:

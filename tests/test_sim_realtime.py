@@ -9,7 +9,15 @@ import pytest
 from serve.client import RealTimeChunkBroker
 from serve.toy_policy import toy_embodiments
 from sim_eval.evaluate import resolve_delay
-from sim_eval.rollout import Job, PolicySource, RolloutConfig, eef_jerk, run_episode, switch_discontinuity
+from sim_eval.rollout import (
+    Job,
+    PolicySource,
+    RolloutConfig,
+    eef_jerk,
+    run_episode,
+    switch_discontinuity,
+    within_chunk_change,
+)
 from vla.types import PolicyMetadata
 
 H, E = 8, 4  # model horizon, executed actions per chunk
@@ -102,6 +110,7 @@ def test_measured_latency_sets_the_delay():
 def test_metric_helpers_against_hand_values():
     acts = [np.array([0.0, 0, 0, 0, 0, 0, 1]), np.array([0.0, 0, 0, 0, 0, 0, -1]), np.array([3.0, 4, 0, 0, 0, 0, 1])]
     assert switch_discontinuity(acts, [(0, 0), (0, 2)], gripper_dims=(6,)) == 5.0
+    assert within_chunk_change(acts, [(0, 0), (0, 2)], gripper_dims=(6,)) == 0.0  # tick 1: arm unchanged
     p = [np.array([t**3 / 6, 0, 0]) for t in range(6)]  # x = t^3/6 (per tick): third difference 1
     assert eef_jerk(p, control_hz=10.0) == pytest.approx(1000.0)
 
@@ -179,7 +188,7 @@ def test_mujoco_rollout_executes_exactly_d_old_actions(lift, mode, d):
         if mode == "rtc":
             assert delay == d and np.array_equal(prev[0], old[tq - t_old:])
             np.testing.assert_array_equal(new[:d], old[tq - t_old:tq - t_old + d])
-    assert res.discontinuity is not None and res.jerk is not None
+    assert res.discontinuity is not None and res.jerk is not None and res.step_change is not None
 
 
 @pytest.mark.parametrize("args, expected", [

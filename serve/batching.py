@@ -9,9 +9,11 @@ the batch with those that do not: ``prev_actions`` / ``delay_steps`` go to ``pre
 lists (None where a request has none), and are left out entirely when no request of the group has one.
 
 Adaptive fill (``adaptive=True``): the collector also stops waiting once it holds as many requests
-as the largest of the last ``history`` batches.  Closed-loop robot clients come back at the pace of
-the previous answer, so this keeps batches full under steady load while a lone client never waits
-``max_wait_ms`` for company that is not there.
+as the most that were in the server at once (queued or being predicted) during the last ``history``
+windows.  Closed-loop robot clients come back at the pace of the previous answer, so this keeps batches
+full under steady load while a lone client never waits ``max_wait_ms`` for company that is not there.
+(Counting only past batch sizes would lock 8 clients into two alternating batches of 4: the half that
+queued during a predict is dispatched at once, and the other half then queues during its predict.)
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class DynamicBatcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.adaptive = adaptive
-        self._recent: collections.deque[int] = collections.deque(maxlen=history)
+        self._recent: collections.deque[int] = collections.deque(maxlen=history)  # peak load per window
+        self._in_system = 0  # submitted, not yet answered
+        self._peak = 0  # most requests in the server at once since the last window started
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
@@ -100,9 +104,15 @@ class DynamicBatcher:
         if self._queue.qsize() >= self.max_queue:
             raise ServerBusy(f"request queue full ({self.max_queue} waiting)")
         fut = asyncio.get_running_loop().create_future()
+        self._in_system += 1
+        self._peak = max(self._peak, self._in_system)
+        fut.add_done_callback(self._answered)
         await self._queue.put(_Item(observation=observation, embodiment=embodiment, seed=seed, future=fut,
                                      prefix=prefix))
         return await fut
+
+    def _answered(self, _fut: asyncio.Future) -> None:
+        self._in_system -= 1
 
     async def close(self) -> None:
         """Stop taking requests, finish the queued ones, stop the worker."""
@@ -142,8 +152,10 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         assert self._queue is not None
         while True:
+            if self._peak:  # the load seen since the last window: what this window may wait for
+                self._recent.append(self._peak)
+            self._peak = self._in_system
             items = await self._collect()
-            self._recent.append(len(items))
             self.windows_run += 1
             try:
                 groups: dict[str, list[_Item]] = {}

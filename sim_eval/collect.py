@@ -80,6 +80,7 @@ def collect(
     from tqdm import tqdm
 
     from data_pipelines.rlds.writer import write_rlds
+    from sim_eval.language import Instruction
     from sim_eval.randomize import parse_randomize
     from sim_eval.tasks import task_info, task_spec
 
@@ -101,9 +102,14 @@ def collect(
     # ends with a newline: what is printed next starts on a line of its own)
     bar = tqdm(total=episodes, desc=f"collect {task}", unit="demo", disable=not progress, dynamic_ncols=True)
 
+    # a grounded task's demos say their target in a training wording drawn per episode (the held-out
+    # paraphrases stay for evaluation)
+    wording = (Instruction("train"),) if info.grounded else ()
+
     def episodes_iter() -> Iterator[dict]:
         cond = "randomize:" + ",".join(r.label for r in rands) if rands else "nominal"
-        jobs = [Job(task, s, cond, factors=tuple(factors) + rands, record=True) for s in episode_seeds(seed, limit)]
+        jobs = [Job(task, s, cond, factors=tuple(factors) + rands + wording, record=True)
+                for s in episode_seeds(seed, limit)]
         results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True)
         try:
             for tried, res in enumerate(results, 1):

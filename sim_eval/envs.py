@@ -64,6 +64,11 @@ class RobosuiteEnv:
             if c not in _CAMERA_MAP:
                 raise ValueError(f"unknown camera {c!r}; choose from {sorted(_CAMERA_MAP)}")
         self.max_steps = self.task.max_steps
+        if self.task.grounded:
+            import sim_eval.language_envs  # noqa: F401 - registers LiftColor / PickPlaceOne with robosuite
+        self._target: str | None = None
+        self.scene_target: str | None = None  # the object the episode seed drew (an ablation may name another)
+        self.achieved: str | None = None  # grounded tasks: the first object lifted / placed this episode
         self.env = suite.make(
             self.task.env_name,
             robots="Panda",
@@ -119,25 +124,65 @@ class RobosuiteEnv:
         self.factors.before_reset(self, seed)  # a randomized object size may recompile the scene
         self.env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
         self._obs = self.env.reset()
-        self.instruction = self.task.instruction
+        self._set_instruction(seed)
         self.factors.apply(self, seed)
         self.sim.forward()
         self._obs = self.env._get_observations(force_update=True)
         self._t = 0
         return self.observe(render=render)
 
+    def _set_instruction(self, seed: int) -> None:
+        """The canonical instruction; a grounded task's names the object the seed draws."""
+        from sim_eval.language import draw_target, say
+
+        self.achieved = None
+        self.scene_target = draw_target(self.task, seed) if self.task.grounded else None
+        self.target = self.scene_target
+        self.instruction = say(self.task.instruction, self.target)
+
+    @property
+    def target(self) -> str | None:
+        """The object the instruction names (grounded tasks; success means this one), else None."""
+        return self._target
+
+    @target.setter
+    def target(self, name: str | None) -> None:
+        if self.task.grounded and name not in self.task.targets:
+            raise ValueError(f"{self.task.name}: target {name!r} is not in the scene (its objects: "
+                             f"{', '.join(self.task.targets)})")
+        self._target = name
+        if name is not None:
+            self.env.target = name
+
     def step(self, action: np.ndarray) -> tuple[bool, bool]:
-        """Apply one 7-D action; return (done, success). ``done`` = success or step limit."""
+        """Apply one 7-D action; return (done, success). ``done`` = success or step limit; on a grounded task
+        also the first object achieved (lifted / placed): a success only if it is the target."""
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (7,) or not np.all(np.isfinite(a)):
             raise ValueError(f"{self.task.name}: action must be 7 finite floats, got shape {a.shape}: {a}")
         self._obs, _, _, _ = self.env.step(np.clip(a, -1.0, 1.0))
         self._t += 1
+        if self.task.grounded:
+            done = self._t >= self.max_steps
+            if self.achieved is None:
+                first = self.env.achieved()
+                if first:
+                    self.achieved = self.target if self.target in first else first[0]
+            return done or self.achieved is not None, self.achieved == self.target
         success = self.success()
         return success or self._t >= self.max_steps, success
 
     def success(self) -> bool:
+        if self.task.grounded:
+            return self.achieved is not None and self.achieved == self.target
         return bool(self.env._check_success())
+
+    def language_outcome(self) -> dict:
+        """The episode's instruction and, on grounded tasks, its target, the seed's target and what was achieved."""
+        if not self.task.grounded:
+            return {"instruction": self.instruction}
+        return {"instruction": self.instruction, "target": self.target, "scene_target": self.scene_target,
+                "achieved": self.achieved}
 
     @property
     def t(self) -> int:

@@ -42,6 +42,8 @@ def evaluate(
     exec_mode: str = "sync",
     delay_steps: int | None = None,
     delay_ms: float | str | None = None,
+    instruction_ablation: Sequence[str] = (),
+    instruction: str | None = None,
 ) -> dict:
     """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
 
@@ -54,6 +56,9 @@ def evaluate(
     ``exec_mode`` / ``delay_steps`` / ``delay_ms``: latency-aware execution (:func:`resolve_delay`): the
     robot keeps executing the old chunk for the delay; ``sync`` waits for every chunk (today's behaviour).
     ``delay_ms="measured"``: a served policy's median round trip (:func:`measured_latency_ms`).
+    ``instruction_ablation``: ``"empty"`` / ``"mismatched"`` add conditions re-running the nominal seeds with the
+    prompt replaced (:mod:`sim_eval.language`); ``instruction``: a fixed prompt for every episode (a grounded
+    task's must name one object of its scene). Language metrics go to ``report["language"]``.
     Inputs are checked before any worker starts (:func:`sim_eval.checks.resolve_eval`). Episodes that
     error are listed apart (``errors``) and left out of the success rates (``None`` where no episode
     ran). Writes ``report.json``, ``report.md``, ``success.png`` (not when every episode errored) and
@@ -63,8 +68,14 @@ def evaluate(
 
     if episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {episodes}")
+    from sim_eval.language import Instruction, check_instruction, parse_ablations
+
     source, label, obj = _source(policy)
-    conds = _conditions(factors, factor_seed)
+    conds = _conditions(factors, factor_seed) + [(a.label, (a,)) for a in parse_ablations(instruction_ablation)]
+    if instruction is not None:
+        for task in tasks:
+            check_instruction(task, instruction)
+        conds = [(c, fs + (Instruction("fixed", instruction),)) for c, fs in conds]
     plan = resolve_eval(source, list(tasks), embodiment=embodiment, image_size=image_size, policy=obj)
     measured = None
     if delay_ms == "measured":
@@ -80,17 +91,19 @@ def evaluate(
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
                                                  progress=progress))
     seconds = time.perf_counter() - t0
+    from sim_eval.language_report import language_summary
     from sim_eval.report import summarize
 
     report = {
         "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
                  "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": plan.image_size,
                  "embodiment": plan.embodiment, "seconds": seconds, "exec_mode": exec_mode, "delay_steps": delay,
-                 "measured_latency_ms": measured},
+                 "measured_latency_ms": measured, "instruction": instruction},
         "summary": summarize(results),
+        "language": language_summary(results),
         "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
                       "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3),
-                      "error": r.error.splitlines()[0] if r.error else ""} for r in results],
+                      "error": r.error.splitlines()[0] if r.error else "", "language": r.language} for r in results],
         "errors": [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error],
         "videos": [],
     }

@@ -322,8 +322,8 @@ class Distractors(Factor):
             center, r, z = np.array([-0.25, 0.2]), 0.12, env.env.table_offset[2] + 0.025
         else:
             center, r, z = np.array(env.env.table_offset[:2]), 0.2, env.env.table_offset[2] + 0.025
-        avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2])
-                 for b in (TARGET_BODY[env.task.name], "cubeB_main") if b in model.body_names]
+        bodies = (TARGET_BODY.get(env.task.name, ""), "cubeB_main", *(f"cube_{t}_main" for t in env.task.targets))
+        avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2]) for b in bodies if b in model.body_names]
         placed: list[np.ndarray] = []
         colors = []
         for i in range(min(2 * s.severity, N_DISTRACTORS)):
@@ -341,10 +341,12 @@ class Distractors(Factor):
 
 
 class Paraphrase(Factor):
-    """Replaces the instruction by a paraphrase (1: close wording, 2: other wording, 3: any + filler)."""
+    """Replaces the instruction by a held-out paraphrase (1: close wording, 2: other wording, 3: any + filler);
+    a grounded task's paraphrase names the episode's target."""
 
     def apply(self, env, s, rng):
-        p = list(env.task.paraphrases)
+        target = getattr(env, "target", None)
+        p = [t.format(target=target) if target is not None else t for t in env.task.paraphrases]
         if not p:
             return
         pool = {1: p[:2], 2: p[2:] or p, 3: p}[s.severity]
@@ -389,6 +391,8 @@ FACTORS: dict[str, Factor] = {
 }
 
 GENERIC_FACTORS = ("camera_pose", "lighting", "paraphrase")  # the ones that also work on Meta-World
+# the ones that edit the one object TARGET_BODY names: not for grounded tasks, whose target changes per episode
+TARGET_FACTORS = ("object_color", "object_size", "object_pose", "dynamics")
 
 # model arrays the runtime factors edit; restored to their nominal values before every episode
 _SNAPSHOT = ("cam_pos", "cam_quat", "light_diffuse", "light_ambient", "light_pos", "geom_rgba", "geom_matid",
@@ -403,6 +407,10 @@ class FactorSet:
     is what the last episode drew for the latter (``{name: {"severity": s, ...}}``)."""
 
     def __init__(self, factors: Sequence = ()):
+        from sim_eval.language import Instruction
+
+        self.instructions = tuple(f for f in factors if isinstance(f, Instruction))  # applied last, in order
+        factors = [f for f in factors if not isinstance(f, Instruction)]
         drawn = [hasattr(f, "max_severity") for f in factors]  # Randomize items (that module imports this one)
         self.randomize = tuple(f for f, d in zip(factors, drawn) if d)
         self.settings = tuple(FactorSetting.parse(f) if isinstance(f, str) else f for f, d in zip(factors, drawn)
@@ -422,6 +430,12 @@ class FactorSet:
             if bad:
                 raise ValueError(f"{env.task.name}: factor(s) {bad} are robosuite-only; on {env.task.suite} use "
                                  f"{sorted(GENERIC_FACTORS)}")
+        if env.task.grounded:
+            bad = [n for n in [s.name for s in active] + [r.name for r in self.randomize] if n in TARGET_FACTORS]
+            if bad:
+                raise ValueError(f"{env.task.name}: factor(s) {bad} edit one fixed target object; this task's target "
+                                 "changes with the instruction (use camera_pose, lighting, table_color, distractors, "
+                                 "paraphrase)")
         if (build or self.randomize) and env.task.suite == "robosuite":
             root = ET.fromstring(env.env.model.get_xml())
             changed = [FACTORS[s.name].edit_xml(root, env, s) for s in build]
@@ -475,3 +489,5 @@ class FactorSet:
             else:
                 info = FACTORS[r.name].apply(env, s, s.rng(seed)) if s.severity > 0 else None
             self.drawn[r.name] = {"severity": s.severity, **(info or {})}
+        for ins in self.instructions:
+            ins.apply(env, seed)

@@ -3,18 +3,7 @@ JSON + Markdown, a PNG plot and mp4 videos."""
 
 from __future__ import annotations
 
-import math
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``k/n`` (``(0, 1)`` when ``n == 0``)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+from sim_eval.stats import wilson  # noqa: F401 - the report's CI (also used by sim_eval.language_report)
 
 
 def summarize(results, nominal: str = "nominal") -> dict:
@@ -143,6 +132,9 @@ def to_markdown(report: dict) -> str:
                             ("mean_steps_to_success", ".0f"), ("mean_discontinuity", ".3f"), ("mean_jerk", ".1f")))
         lines.append(f"| {r['task']} | {r['condition']} | {_rate_cells(r)} | {_fmt(r['gap_vs_nominal'])} | "
                      f"{_fmt(r['retention'], pct=False)} | {means} | {failed} |")
+    from sim_eval.language_report import language_markdown
+
+    lines += language_markdown(report.get("language"))
     if report.get("videos"):
         lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in report["videos"]]
     if report.get("errors"):

@@ -97,6 +97,7 @@ class EpisodeResult:
     discontinuity: float | None = None  # mean |a_t - a_{t-1}| (arm dims) at chunk switches; None: no switch
     jerk: float | None = None  # mean end-effector jerk |d^3 p / dt^3| (m/s^3)
     step_change: float | None = None  # mean |a_t - a_{t-1}| (arm dims) inside chunks: the scale of a "jump"
+    language: dict | None = None  # the instruction, and on grounded tasks target / scene_target / achieved object
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
                          episode=_episode(env, job, steps) if record else None,
                          discontinuity=switch_discontinuity(actions, broker.switches, env.spec.gripper_dims),
                          step_change=within_chunk_change(actions, broker.switches, env.spec.gripper_dims),
-                         jerk=eef_jerk(eef, env.spec.control_hz))
+                         jerk=eef_jerk(eef, env.spec.control_hz), language=_language(env))
 
 
 def make_broker(policy, env, job: Job, cfg: RolloutConfig):
@@ -205,8 +206,15 @@ def _episode(env, job: Job, steps: list) -> dict:
             "language_instruction": env.instruction,
         },
         "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
-                     "condition": job.condition, **_randomization(env)},
+                     "condition": job.condition, **_randomization(env),
+                     **({"target": env.target} if getattr(env, "target", None) else {})},
     }
+
+
+def _language(env) -> dict:
+    """What the episode was told and, on grounded tasks, which object it was about and which it achieved."""
+    outcome = getattr(env, "language_outcome", None)
+    return outcome() if outcome else {"instruction": env.instruction}
 
 
 def _randomization(env) -> dict:

@@ -1,8 +1,9 @@
 """The task registry: every sim task's instruction, step limit and embodiment spec (no simulator import).
 
-Suites: ``robosuite`` (Lift, Stack, PickPlaceCan, Door on a Panda) and ``mt10`` (Meta-World MT10 on a
-Sawyer). The envs (:mod:`sim_eval.envs`, :mod:`sim_eval.metaworld_env`) build on this module, so
-checking a task name or an embodiment never loads MuJoCo.
+Suites: ``robosuite`` (Lift, Stack, PickPlaceCan, Door on a Panda), ``language`` (LiftColor,
+PickPlaceOne: instruction-grounded Panda tasks whose instruction names the target object, see
+:mod:`sim_eval.language`) and ``mt10`` (Meta-World MT10 on a Sawyer). The envs (:mod:`sim_eval.envs`,
+:mod:`sim_eval.metaworld_env`) build on this module, so checking a task name or an embodiment never loads MuJoCo.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from vla.types import EmbodimentSpec
 
 @dataclass(frozen=True, kw_only=True)
 class TaskInfo:
-    """A task of a suite: its env name, instruction, episode limit and embodiment."""
+    """A task of a suite: its env name, instruction, episode limit and embodiment.
+
+    Instruction-grounded tasks (``targets`` non-empty) write ``{target}`` in ``instruction`` (the canonical
+    wording), ``templates`` (the training wordings, canonical first) and ``paraphrases`` (held out for eval)."""
 
     name: str
     suite: str  # "robosuite" | "metaworld"
@@ -25,6 +29,13 @@ class TaskInfo:
     embodiment: str
     env_kwargs: tuple[tuple[str, Any], ...] = ()
     paraphrases: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # the objects an instruction may name (grounded tasks only)
+    templates: tuple[str, ...] = ()  # training wordings of a grounded task (``{target}`` placeholders)
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the instruction decides the goal (it names one of ``targets``)."""
+        return bool(self.targets)
 
 
 def _robosuite(name: str, instruction: str, max_steps: int, paraphrases: tuple[str, ...]) -> TaskInfo:
@@ -47,6 +58,24 @@ ROBOSUITE_TASKS: dict[str, TaskInfo] = {
         "unlatch and open the door")),
 }
 
+LANGUAGE_TASKS: dict[str, TaskInfo] = {
+    "LiftColor": TaskInfo(
+        name="LiftColor", suite="robosuite", instruction="lift the {target} cube", max_steps=200,
+        env_name="LiftColor", embodiment="robosuite_panda", targets=("red", "green", "blue"),
+        templates=("lift the {target} cube", "pick up the {target} cube", "grab the {target} block and raise it",
+                   "raise the {target} cube off the table"),
+        paraphrases=("hoist the {target} block", "take the {target} one and lift it up",
+                     "could you pick the {target} box up", "get the {target} cube into the air")),
+    "PickPlaceOne": TaskInfo(
+        name="PickPlaceOne", suite="robosuite", instruction="put the {target} in its bin", max_steps=400,
+        env_name="PickPlaceOne", embodiment="robosuite_panda", targets=("milk", "bread", "cereal", "can"),
+        templates=("put the {target} in its bin", "place the {target} into its bin",
+                   "move the {target} to its spot in the right bin", "pick up the {target} and drop it in its bin"),
+        paraphrases=("transfer the {target} to its compartment", "sort the {target} into the other bin",
+                     "could you bin the {target}", "carry the {target} over to its place in the right bin")),
+}
+ROBOSUITE_TASKS.update(LANGUAGE_TASKS)
+
 _MT10 = {
     "reach-v3": ("reach the goal position", ("move the gripper to the target", "go to the goal")),
     "push-v3": ("push the puck to the goal", ("slide the puck to the target", "shove the puck onto the goal")),
@@ -67,7 +96,8 @@ METAWORLD_TASKS: dict[str, TaskInfo] = {
     for name, (instr, para) in _MT10.items()
 }
 
-SUITES: dict[str, tuple[str, ...]] = {"robosuite": tuple(ROBOSUITE_TASKS), "mt10": tuple(METAWORLD_TASKS)}
+SUITES: dict[str, tuple[str, ...]] = {"robosuite": ("Lift", "Stack", "PickPlaceCan", "Door"),
+                                      "language": tuple(LANGUAGE_TASKS), "mt10": tuple(METAWORLD_TASKS)}
 
 
 def robosuite_panda_spec(image_size: int = 96) -> EmbodimentSpec:

@@ -6,7 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, help="Lift | Stack | PickPlaceCan | Door | a Meta-World MT10 task")
+    parser.add_argument("--task", required=True,
+                        help="Lift | Stack | PickPlaceCan | Door | LiftColor | PickPlaceOne | a Meta-World MT10 task")
     parser.add_argument("--episodes", type=int, default=20, help="successful episodes to record (default 20)")
     parser.add_argument("--out", required=True, help="output directory (dataset goes to OUT/<name>/1.0.0)")
     parser.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")

@@ -12,7 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="expert", help="'expert' (scripted), a checkpoint dir, "
                         "http://host:port (vla serve) or ws://host:port (openpi)")
     parser.add_argument("--suite", default=None,
-                        help="robosuite (Lift, Stack, PickPlaceCan, Door) | mt10 (Meta-World)")
+                        help="robosuite (Lift, Stack, PickPlaceCan, Door) | language (LiftColor, PickPlaceOne) | "
+                        "mt10 (Meta-World)")
     parser.add_argument("--task", nargs="*", default=None, help="task name(s); default: the suite's tasks, or Lift")
     parser.add_argument("--factors", nargs="*", default=[],
                         help="factor[@severity 0..3] ...: camera_pose lighting table_color object_color object_size "
@@ -39,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay-ms", type=_delay_ms, default=None,
                         help="the delay in milliseconds, rounded up to control steps at the task's control rate; "
                              "'measured': a served policy's median round trip")
+    parser.add_argument("--instruction-ablation", nargs="+", default=[], choices=("empty", "mismatched"),
+                        help="also run the nominal seeds with the prompt replaced: empty, or mismatched (another "
+                             "object of the scene / another task's instruction); the report shows the drop and, on "
+                             "grounded tasks, how often the newly named object is achieved")
+    parser.add_argument("--instruction", default=None,
+                        help="a fixed prompt for every episode (LiftColor / PickPlaceOne: must name one object of "
+                             "the scene, which becomes the target)")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -53,6 +61,7 @@ def _delay_ms(text: str) -> float | str:
 
 def main(args: argparse.Namespace) -> int:
     from sim_eval.evaluate import evaluate
+    from sim_eval.language_report import language_console
     from sim_eval.report import console_table
     from sim_eval.tasks import suite_tasks
 
@@ -60,7 +69,8 @@ def main(args: argparse.Namespace) -> int:
     report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
                       factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
                       videos_per_condition=args.videos, max_steps=args.max_steps, execute_horizon=args.execute_horizon,
-                      exec_mode=args.exec_mode, delay_steps=args.delay_steps, delay_ms=args.delay_ms)
+                      exec_mode=args.exec_mode, delay_steps=args.delay_steps, delay_ms=args.delay_ms,
+                      instruction_ablation=args.instruction_ablation, instruction=args.instruction)
     errors = report["errors"]
     if len(errors) == len(report["episodes"]):
         print(f"vla eval: error: all {len(errors)} episodes errored (no success rate, no plot; see "
@@ -77,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
                 f" (measured round trip {meta['measured_latency_ms']:.0f} ms)"
             print(f"{o['condition']}: {meta['exec_mode']}, delay {meta['delay_steps']} steps{measured}: "
                   + ", ".join(cells))
+    for line in language_console(report.get("language")):
+        print(line)
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if errors:
         print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",

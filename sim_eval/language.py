@@ -8,7 +8,8 @@ says it with the canonical wording at evaluation, a training wording drawn per e
 :class:`Instruction` item among an env's factors replaces the instruction after reset:
 
 - ``train``: a training wording (collection);
-- ``empty``: the empty prompt (ablation: success still means the scene's target);
+- ``empty``: a content-free prompt, :data:`EMPTY_PROMPT` (the Policy interface refuses a literally empty one
+  for embodiments that require a prompt); success still means the scene's target;
 - ``mismatched``: another target of the same scene (grounded tasks: success now means the *named* object,
   and ``scene_target`` keeps the one the seed drew) or another task's instruction (other tasks);
 - ``fixed``: a given text; on a grounded task it must name exactly one object of the scene.
@@ -25,6 +26,7 @@ import numpy as np
 from sim_eval.tasks import SUITES, TaskInfo, task_info
 
 MODES = ("train", "empty", "mismatched", "fixed")
+EMPTY_PROMPT = "do the task"  # names no object and no task: what the "empty" ablation says
 ABLATIONS = ("empty", "mismatched")
 
 
@@ -108,7 +110,7 @@ class Instruction:
         if self.mode == "train":
             env.instruction = training_instruction(info, env.target, seed)
         elif self.mode == "empty":
-            env.instruction = ""
+            env.instruction = EMPTY_PROMPT
         elif self.mode == "mismatched":
             env.instruction, new = mismatched(info, env.target, seed)
             if new is not None:

@@ -42,6 +42,18 @@ def test_bad_instruction_is_one_line_error(text, match):
         parse_target(LIFT_COLOR, text)
 
 
+def test_mismatched_names_something_else():
+    from sim_eval.language import mismatched
+
+    for seed in range(6):
+        text, new = mismatched(LIFT_COLOR, "red", seed)
+        assert new in ("green", "blue") and text == f"lift the {new} cube"
+        text, new = mismatched(task_info("reach-v3"), None, seed)  # MT10: another task's instruction
+        assert new is None and text != task_info("reach-v3").instruction
+        assert text in {task_info(t).instruction for t in suite_tasks("mt10")}
+    assert mismatched(LIFT_COLOR, "red", 3) == mismatched(LIFT_COLOR, "red", 3)
+
+
 def test_parse_target_whole_words():
     assert parse_target(LIFT_COLOR, "Could you pick the GREEN box up") == "green"
     assert parse_target(LANGUAGE_TASKS["PickPlaceOne"], "bin the cereal") == "cereal"
@@ -164,6 +176,68 @@ def test_paraphrase_factor_names_the_target(env):
         assert not any(env.instruction == t.format(target=env.target) for t in LIFT_COLOR.templates)
     env.factors.settings = ()
     assert len(seen) >= 4
+
+
+def test_pick_place_one_expert_bins_the_named_object():
+    from sim_eval.envs import make_env
+    from sim_eval.experts import make_expert
+    from sim_eval.rollout import Job, run_episode
+
+    env = make_env("PickPlaceOne", image_size=32)
+    try:
+        env.reset(7, render=False)
+        assert all(env.raw()[f"{o}_pos"][1] < 0 for o in ("Milk", "Bread", "Cereal", "Can"))  # all four, left bin
+        r = run_episode(env, make_expert("PickPlaceOne", env=env), Job("PickPlaceOne", 7))
+        assert draw_target(LANGUAGE_TASKS["PickPlaceOne"], 7) == "can"
+        assert r.success and r.language["achieved"] == "can", r.language
+        can, e = np.asarray(env.raw()["Can_pos"]), env.env
+        # the can's quadrant of the right bin (high x, high y of the bin centre), computed from the bin geometry
+        assert e.bin2_pos[0] < can[0] < e.bin2_pos[0] + e.bin_size[0] / 2
+        assert e.bin2_pos[1] < can[1] < e.bin2_pos[1] + e.bin_size[1] / 2
+        others = [np.asarray(env.raw()[f"{o}_pos"]) for o in ("Milk", "Bread", "Cereal")]
+        assert all(p[1] < 0 for p in others)  # still in the left bin
+    finally:
+        env.close()
+
+
+class _Checked:
+    """A picklable do-nothing Policy that validates every observation as a served policy does."""
+
+    def __init__(self, size=32):
+        from sim_eval.envs import robosuite_panda_spec
+        from vla.types import PolicyMetadata
+
+        self.spec = robosuite_panda_spec(size)
+        self.metadata = PolicyMetadata({self.spec.name: self.spec}, self.spec.name, 8)
+
+    def predict(self, observations, *, embodiment=None, seed=None):
+        from vla.types import validate_observation
+
+        for obs in observations:
+            validate_observation(obs, self.spec)  # an empty prompt is refused for this embodiment
+        return [np.zeros((8, 7), np.float32)]
+
+    def reset(self):
+        pass
+
+
+@pytest.mark.slow  # ~60 s on 2 busy cores (a spawned sim worker builds LiftColor; 6 short episodes)
+def test_ablations_reach_a_policy_that_requires_a_prompt(tmp_path):
+    """The empty ablation sends a content-free prompt (a literally empty one is refused by the Policy interface:
+    every ablated episode errored before); a still policy achieves nothing, so no wrong object either."""
+    from sim_eval.evaluate import evaluate
+    from sim_eval.language import EMPTY_PROMPT
+
+    rep = evaluate(_Checked(), ["LiftColor"], (), episodes=2, workers=1, out_dir=None, image_size=32, max_steps=16,
+                   instruction_ablation=["empty", "mismatched"], progress=False)
+    assert rep["errors"] == []
+    prompts = {(e["condition"], e["seed"]): e["language"]["instruction"] for e in rep["episodes"]}
+    assert prompts[("instruction:empty", 1000)] == EMPTY_PROMPT
+    assert draw_target(LIFT_COLOR, 1001) == "blue" and prompts[("nominal", 1001)] == "lift the blue cube"
+    assert prompts[("instruction:mismatched", 1001)] in ("lift the red cube", "lift the green cube")
+    lang = rep["language"]
+    assert all(r["successes"] == 0 and r["wrong_object"] == 0 for r in lang["per_instruction"])
+    assert {a["condition"] for a in lang["ablation"]} == {"instruction:empty", "instruction:mismatched"}
 
 
 def vla(*args: str) -> subprocess.CompletedProcess:

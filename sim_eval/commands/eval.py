@@ -41,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the delay in milliseconds, rounded up to control steps at the task's control rate; "
                              "'measured': a served policy's median round trip")
     parser.add_argument("--instruction-ablation", nargs="+", default=[], choices=("empty", "mismatched"),
-                        help="also run the nominal seeds with the prompt replaced: empty, or mismatched (another "
-                             "object of the scene / another task's instruction); the report shows the drop and, on "
-                             "grounded tasks, how often the newly named object is achieved")
+                        help="also run the nominal seeds with the prompt replaced: empty (the content-free 'do the "
+                             "task'), or mismatched (another object of the scene / another task's instruction); the "
+                             "report shows the drop and, on grounded tasks, how often the newly named object is "
+                             "achieved")
     parser.add_argument("--instruction", default=None,
                         help="a fixed prompt for every episode (LiftColor / PickPlaceOne: must name one object of "
                              "the scene, which becomes the target)")

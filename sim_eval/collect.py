@@ -63,6 +63,7 @@ def collect(
     max_steps: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    ray: str | None = None,
 ) -> CollectSummary:
     """Record ``episodes`` successful expert demos of ``task`` into ``out_dir/<name>/1.0.0`` (RLDS).
 
@@ -75,7 +76,8 @@ def collect(
     ``randomize``: ``"factor[@max_severity]"`` strings or :class:`sim_eval.randomize.Randomize` items;
     each episode draws each factor's severity from 0..max (default 2) and its perturbation, with
     :data:`sim_eval.seeds.COLLECT_FACTOR_SEED`; the draws go to the episode metadata ``randomization``
-    (a JSON string ``{factor: {"severity": s, ...drawn values}}``).
+    (a JSON string ``{factor: {"severity": s, ...drawn values}}``). ``ray``: ``"auto"`` or a Ray cluster
+    address runs the episodes as Ray tasks (:mod:`sim_eval.ray_backend`); the demos are the same.
     """
     from tqdm import tqdm
 
@@ -110,7 +112,8 @@ def collect(
         cond = "randomize:" + ",".join(r.label for r in rands) if rands else "nominal"
         jobs = [Job(task, s, cond, factors=tuple(factors) + rands + wording, record=True)
                 for s in episode_seeds(seed, limit)]
-        results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True)
+        results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True,
+                           ray=ray)
         try:
             for tried, res in enumerate(results, 1):
                 if res.error:

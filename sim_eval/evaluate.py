@@ -44,6 +44,7 @@ def evaluate(
     delay_ms: float | str | None = None,
     instruction_ablation: Sequence[str] = (),
     instruction: str | None = None,
+    ray: str | None = None,
 ) -> dict:
     """Run ``episodes`` seeded episodes per (task, condition) and return (and write) the report.
 
@@ -61,7 +62,9 @@ def evaluate(
     task's must name one object of its scene). Language metrics go to ``report["language"]``.
     Inputs are checked before any worker starts (:func:`sim_eval.checks.resolve_eval`). Episodes that
     error are listed apart (``errors``) and left out of the success rates (``None`` where no episode
-    ran). Writes ``report.json``, ``report.md``, ``success.png`` (not when every episode errored) and
+    ran). ``ray``: ``"auto"`` or a Ray cluster address runs the episodes as Ray tasks (:mod:`sim_eval.ray_backend`);
+    an episode retried after its worker died is listed under ``retried``. Writes ``report.json``, ``report.md``,
+    ``success.png`` (not when every episode errored) and
     ``videos/*.mp4`` into ``out_dir``.
     """
     from sim_eval.checks import resolve_eval
@@ -89,7 +92,7 @@ def evaluate(
                         max_steps=max_steps, execute_horizon=execute_horizon, exec_mode=exec_mode, delay_steps=delay)
     t0 = time.perf_counter()
     results: list[EpisodeResult] = list(run_jobs(jobs, source, cfg, workers=workers, desc="eval", policy=obj,
-                                                 progress=progress))
+                                                 progress=progress, ray=ray))
     seconds = time.perf_counter() - t0
     from sim_eval.language_report import language_summary
     from sim_eval.report import summarize
@@ -98,13 +101,16 @@ def evaluate(
         "meta": {"policy": label, "tasks": list(tasks), "conditions": [c for c, _ in conds], "episodes": episodes,
                  "seed": seed, "factor_seed": factor_seed, "workers": workers, "image_size": plan.image_size,
                  "embodiment": plan.embodiment, "seconds": seconds, "exec_mode": exec_mode, "delay_steps": delay,
-                 "measured_latency_ms": measured, "instruction": instruction},
+                 "measured_latency_ms": measured, "instruction": instruction, "ray": ray},
         "summary": summarize(results),
         "language": language_summary(results),
         "episodes": [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.success, "steps": r.steps,
                       "queries": r.queries, "renders": r.renders, "seconds": round(r.seconds, 3),
-                      "error": r.error.splitlines()[0] if r.error else "", "language": r.language} for r in results],
+                      "error": r.error.splitlines()[0] if r.error else "", "language": r.language,
+                      "retries": r.retries} for r in results],
         "errors": [f"{r.task} {r.condition} seed {r.seed}: {r.error.splitlines()[0]}" for r in results if r.error],
+        "retried": [f"{r.task} {r.condition} seed {r.seed}: run again {r.retries} time(s) after its Ray worker died"
+                    for r in results if r.retries],
         "videos": [],
     }
     if out_dir is not None:
@@ -112,7 +118,7 @@ def evaluate(
         out.mkdir(parents=True, exist_ok=True)
         if videos_per_condition > 0 and len(report["errors"]) < len(results):
             report["videos"] = _record_videos(results, source, cfg, out / "videos", videos_per_condition, conds, obj,
-                                              workers)
+                                              workers, ray)
         write_report(report, out)
     return report
 
@@ -194,7 +200,8 @@ def _source(policy) -> tuple[PolicySource, str, object]:
     return PolicySource("object", obj=policy), label, policy  # pickled into the worker processes
 
 
-def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj, workers: int = 1) -> list[str]:
+def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, obj, workers: int = 1,
+                   ray: str | None = None) -> list[str]:
     """mp4s of the filmed episodes; where a condition has successes and failures but the filmed ones
     show only one outcome, one episode of the other outcome is re-run with frames on."""
     from sim_eval.report import write_video
@@ -214,7 +221,7 @@ def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, 
                 if other:
                     extra.append(Job(task, other[0].seed, cond, factors_of[cond], video=True))
     if extra:
-        filmed += [r for r in run_jobs(extra, source, cfg, workers=workers, desc="videos", policy=obj)
+        filmed += [r for r in run_jobs(extra, source, cfg, workers=workers, desc="videos", policy=obj, ray=ray)
                    if r.frames and not r.error]
     vdir.mkdir(parents=True, exist_ok=True)
     names = []

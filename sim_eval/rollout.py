@@ -98,6 +98,7 @@ class EpisodeResult:
     jerk: float | None = None  # mean end-effector jerk |d^3 p / dt^3| (m/s^3)
     step_change: float | None = None  # mean |a_t - a_{t-1}| (arm dims) inside chunks: the scale of a "jump"
     language: dict | None = None  # the instruction, and on grounded tasks target / scene_target / achieved object
+    retries: int = 0  # times the episode was started again after its worker died (Ray backend)
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,7 @@ def run_jobs(
     progress: bool = True,
     in_process: bool = False,
     ordered: bool = False,
+    ray: str | None = None,
 ) -> Iterator[EpisodeResult]:
     """Yield results (in completion order, or in job order with ``ordered``) of ``jobs`` run by
     ``workers`` spawned processes. Closing the generator early stops the workers.
@@ -300,6 +302,8 @@ def run_jobs(
     Workers are fresh interpreters (MuJoCo's CPU renderer crashes in a process that has loaded
     TensorFlow, as the data pipeline does). ``policy``: a Policy object (e.g. the fine-tuning loop's
     live model); it is pickled into each worker. ``in_process=True`` runs here instead (no pickling).
+    ``ray``: ``"auto"`` (a local Ray of ``workers`` CPUs) or a Ray cluster address: episodes run as Ray tasks
+    (:mod:`sim_eval.ray_backend`), a task whose worker died is retried (``EpisodeResult.retries``).
     """
     from tqdm import tqdm
 
@@ -318,7 +322,13 @@ def run_jobs(
                 bar.set_postfix(success=f"{ok}/{bar.n}")
                 yield res
             return
-        for res in _pool_results(jobs, source, cfg, workers, ordered):
+        if ray:
+            from sim_eval.ray_backend import ray_results
+
+            results = ray_results(jobs, source, cfg, ray, workers=workers, ordered=ordered)
+        else:
+            results = _pool_results(jobs, source, cfg, workers, ordered)
+        for res in results:
             ok += res.success
             bar.update(1)
             bar.set_postfix(success=f"{ok}/{bar.n}")

@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-attempts", type=int, default=None, help="episodes to try at most (default 2N+10)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="step limit per episode; demos not done by then are discarded (default: the task's)")
+    parser.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help="run episodes as Ray tasks: 'auto' starts a local Ray of --workers CPUs, ADDRESS "
+                             "(HOST:PORT or ray://HOST:PORT) joins a running cluster; a task whose worker dies "
+                             "is retried (needs: pip install vla-stack[ray])")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     parser.add_argument("--randomize", nargs="+", default=[], metavar="FACTOR[@SEV]",
                         help="draw these factors per episode, severity uniform in 0..SEV (default 2; 0 = nominal): "
@@ -29,10 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from sim_eval.collect import DatasetExistsError, collect
 
+    if args.ray:  # Ray missing or its address unreachable: fail here, in seconds, before any work
+        from sim_eval.ray_backend import check_ray
+
+        check_ray(args.ray)
     try:
         s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size,
                     seed=args.seed, dataset_name=args.name, max_attempts=args.max_attempts, max_steps=args.max_steps,
-                    overwrite=args.overwrite, randomize=args.randomize)
+                    overwrite=args.overwrite, randomize=args.randomize, ray=args.ray)
     except DatasetExistsError as e:
         raise ValueError(f"{e.path} already holds a dataset: pass --overwrite to replace it, "
                          "or choose another --out/--name") from None

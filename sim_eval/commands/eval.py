@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", default=None,
                         help="a fixed prompt for every episode (LiftColor / PickPlaceOne: must name one object of "
                              "the scene, which becomes the target)")
+    parser.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help="run episodes as Ray tasks: 'auto' starts a local Ray of --workers CPUs, ADDRESS "
+                             "(HOST:PORT or ray://HOST:PORT) joins a running cluster; a task whose worker dies "
+                             "is retried (needs: pip install vla-stack[ray])")
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -66,12 +70,17 @@ def main(args: argparse.Namespace) -> int:
     from sim_eval.report import console_table
     from sim_eval.tasks import suite_tasks
 
+    if args.ray:  # Ray missing or its address unreachable: fail here, in seconds, before any work
+        from sim_eval.ray_backend import check_ray
+
+        check_ray(args.ray)
     tasks = args.task or (list(suite_tasks(args.suite)) if args.suite else ["Lift"])
     report = evaluate(args.policy, tasks, args.factors, args.episodes, args.workers, args.out, seed=args.seed,
                       factor_seed=args.factor_seed, image_size=args.image_size, embodiment=args.embodiment,
                       videos_per_condition=args.videos, max_steps=args.max_steps, execute_horizon=args.execute_horizon,
                       exec_mode=args.exec_mode, delay_steps=args.delay_steps, delay_ms=args.delay_ms,
-                      instruction_ablation=args.instruction_ablation, instruction=args.instruction)
+                      instruction_ablation=args.instruction_ablation, instruction=args.instruction,
+                      ray=args.ray)
     errors = report["errors"]
     if len(errors) == len(report["episodes"]):
         print(f"vla eval: error: all {len(errors)} episodes errored (no success rate, no plot; see "
@@ -90,6 +99,8 @@ def main(args: argparse.Namespace) -> int:
                   + ", ".join(cells))
     for line in language_console(report.get("language")):
         print(line)
+    for note in report.get("retried", []):
+        print(f"vla eval: {note}", file=sys.stderr)
     print(f"report: {args.out}/report.md, report.json, success.png, {len(report['videos'])} videos")
     if errors:
         print(f"{len(errors)} episode(s) errored (not counted in the success rates), first: {errors[0]}",

@@ -1,8 +1,9 @@
 """Episodes as Ray tasks: ``vla eval/collect --ray auto|ADDRESS`` (the ``ray`` extra; imported lazily).
 
-Each :class:`~sim_eval.rollout.Job` runs as one Ray task in a Ray worker process, through the same
-worker code as the local pool (:func:`sim_eval.rollout._run_job`: envs and the policy built once per
+Each job (:class:`sim_eval.rollout.Job`) runs as one Ray task in a Ray worker process, through the same
+worker code as the local pool (:func:`sim_eval.rollout.ray_episode`: envs and the policy built once per
 worker and reused), so an episode gives the same result as on the local path (episodes are seeded).
+This module knows no sim_eval types: ``sim_eval.rollout`` hands it the task and the errored-result maker.
 A task whose worker dies (a native crash, a lost node, an OOM kill) is resubmitted by the driver up to
 ``max_retries`` times and lands on whichever worker is free; its result carries ``retries``. Episodes
 that still cannot run come back as errored results, so progress and partial results are kept.
@@ -13,9 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
-
-from sim_eval.rollout import EpisodeResult, Job, PolicySource, RolloutConfig
+from collections.abc import Callable, Iterator
 
 INSTALL_HINT = "pip install vla-stack[ray]"
 DEFAULT_GCS_PORT = 6379  # `ray start --head` default
@@ -113,37 +112,23 @@ def connect(address: str, workers: int = 2) -> None:
         raise ValueError(f"--ray {address}: could not join the Ray cluster: {str(e).splitlines()[0]}") from None
 
 
-_RUN: dict = {}  # per Ray worker: the run whose envs and policy _W holds
-
-
-def _ray_episode(run: str, setup: tuple, job: Job) -> EpisodeResult:
-    """One episode in a Ray worker: (re)initialise the worker state for ``run`` once, then the pool's job."""
-    from sim_eval import rollout
-
-    if _RUN.get("id") != run:
-        for env in rollout._W.get("envs", {}).values():
-            env.close()
-        rollout._W.clear()
-        rollout._worker_init(*setup)
-        _RUN["id"] = run
-    return rollout._run_job(job)
-
-
-def ray_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, address: str, workers: int = 2,
-                ordered: bool = False, max_retries: int = 2) -> Iterator[EpisodeResult]:
-    """Results of ``jobs`` run as Ray tasks (in completion order, or in job order with ``ordered``).
+def ray_results(jobs: list, setup: tuple, address: str, episode: Callable, failed: Callable, workers: int = 2,
+                ordered: bool = False, max_retries: int = 2) -> Iterator:
+    """Results of ``jobs`` run as Ray tasks ``episode(run_id, setup, job)`` (in completion order, or in job order
+    with ``ordered``). A job whose worker died is resubmitted up to ``max_retries`` times (its result's ``retries``
+    says how often); after that, or when the task itself fails, ``failed(job, note, retries)`` stands in for it.
 
     At most twice the cluster's CPUs are in flight (an early close, as collection does, wastes little);
     closing the generator cancels the tasks left."""
     ray = import_ray()
     connect(address, workers)
-    task = ray.remote(num_cpus=1, max_retries=0)(_ray_episode)
-    setup = ray.put((source, cfg))
+    task = ray.remote(num_cpus=1, max_retries=0)(episode)
+    setup = ray.put(setup)
     run = uuid.uuid4().hex
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", workers)))
     todo = list(enumerate(jobs))[::-1]
     pending: dict = {}  # ref -> (index, job, retries)
-    done: dict[int, EpisodeResult] = {}
+    done: dict = {}  # index -> result waiting for its turn (ordered)
     next_out = 0
     try:
         while todo or pending:
@@ -152,7 +137,7 @@ def ray_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, addre
                 pending[task.remote(run, setup, job)] = (i, job, 0)
             ready, _ = ray.wait(list(pending), num_returns=1)
             i, job, retries = pending.pop(ready[0])
-            res = _result(ray, ready[0], job, retries, max_retries)
+            res = _result(ray, ready[0], job, retries, max_retries, failed)
             if res is None:  # the worker died: run the episode again on whichever worker is free
                 pending[task.remote(run, setup, job)] = (i, job, retries + 1)
                 continue
@@ -168,11 +153,11 @@ def ray_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, addre
             ray.cancel(ref, force=True)
 
 
-def _result(ray, ref, job: Job, retries: int, max_retries: int) -> EpisodeResult | None:
+def _result(ray, ref, job, retries: int, max_retries: int, failed: Callable):
     """The episode's result (``retries`` set), ``None`` to retry it, or an errored result once retries ran out."""
     try:
         res = ray.get(ref)
-    except ray.exceptions.RayTaskError as e:  # raised inside the task outside _run_job's net (e.g. unpickling)
+    except ray.exceptions.RayTaskError as e:  # raised in the task outside the episode's own net (e.g. unpickling)
         note = f"Ray task failed: {str(e).splitlines()[0]}"
     except ray.exceptions.RayError as e:  # the worker or its node died
         if retries < max_retries:
@@ -182,5 +167,4 @@ def _result(ray, ref, job: Job, retries: int, max_retries: int) -> EpisodeResult
     else:
         res.retries = retries
         return res
-    return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0, queries=0,
-                         renders=0, seconds=0.0, error=note, retries=retries)
+    return failed(job, note, retries)

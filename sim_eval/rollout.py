@@ -280,8 +280,25 @@ def _run_job(job: Job) -> EpisodeResult:
     except Exception as e:  # noqa: BLE001 - reported per episode, the run goes on
         import traceback
 
-        return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0, queries=0,
-                             renders=0, seconds=0.0, error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
+        return _failed(job, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
+
+
+def _failed(job: Job, error: str, retries: int = 0) -> EpisodeResult:
+    """The result of an episode that could not run (neither a success nor a failure)."""
+    return EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0, queries=0,
+                         renders=0, seconds=0.0, error=error, retries=retries)
+
+
+def ray_episode(run: str, setup: tuple, job: Job) -> EpisodeResult:
+    """One episode as a Ray task (:mod:`sim_eval.ray_backend`): a Ray worker keeps the pool worker's state (envs,
+    policy) across the tasks of one run and starts afresh for another run."""
+    if _W.get("run") != run:
+        for env in _W.get("envs", {}).values():
+            env.close()
+        _W.clear()
+        _worker_init(*setup)
+        _W["run"] = run
+    return _run_job(job)
 
 
 def run_jobs(
@@ -325,7 +342,7 @@ def run_jobs(
         if ray:
             from sim_eval.ray_backend import ray_results
 
-            results = ray_results(jobs, source, cfg, ray, workers=workers, ordered=ordered)
+            results = ray_results(jobs, (source, cfg), ray, ray_episode, _failed, workers=workers, ordered=ordered)
         else:
             results = _pool_results(jobs, source, cfg, workers, ordered)
         for res in results:
@@ -356,8 +373,7 @@ def _pool_results(jobs: list[Job], source: PolicySource, cfg: RolloutConfig, wor
                 yield fut.result()
             except BrokenProcessPool:
                 job = job_of[fut]
-                yield EpisodeResult(task=job.task, seed=job.seed, condition=job.condition, success=False, steps=0,
-                                    queries=0, renders=0, seconds=0.0, error=_death_note(workers_started))
+                yield _failed(job, _death_note(workers_started))
     finally:
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)

@@ -104,9 +104,9 @@ def collect(
     # ends with a newline: what is printed next starts on a line of its own)
     bar = tqdm(total=episodes, desc=f"collect {task}", unit="demo", disable=not progress, dynamic_ncols=True)
 
-    # a grounded task's demos say their target in a training wording drawn per episode (the held-out
-    # paraphrases stay for evaluation)
-    wording = (Instruction("train"),) if info.grounded else ()
+    # demos of a task with training wordings (grounded tasks, MT10) say it in one drawn per episode (the
+    # held-out paraphrases stay for evaluation)
+    wording = (Instruction("train"),) if info.templates else ()
 
     def episodes_iter() -> Iterator[dict]:
         cond = "randomize:" + ",".join(r.label for r in rands) if rands else "nominal"

@@ -106,13 +106,13 @@ class Instruction:
 
     def apply(self, env, seed: int) -> dict:
         """Set ``env.instruction`` (and ``env.target`` where the goal moves); return what was drawn."""
-        info = env.task
+        info, target = env.task, getattr(env, "target", None)  # Meta-World envs have no target
         if self.mode == "train":
-            env.instruction = training_instruction(info, env.target, seed)
+            env.instruction = training_instruction(info, target, seed)
         elif self.mode == "empty":
             env.instruction = EMPTY_PROMPT
         elif self.mode == "mismatched":
-            env.instruction, new = mismatched(info, env.target, seed)
+            env.instruction, new = mismatched(info, target, seed)
             if new is not None:
                 env.target = new
         else:
@@ -120,7 +120,7 @@ class Instruction:
             if info.grounded:
                 env.target = parse_target(info, self.text)
             env.instruction = self.text
-        return {"instruction": env.instruction, "target": env.target}
+        return {"instruction": env.instruction, "target": getattr(env, "target", None)}
 
 
 def parse_ablations(items) -> tuple[Instruction, ...]:

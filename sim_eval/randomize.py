@@ -8,7 +8,8 @@ env built with ``Randomize`` items among its factors draws them in every ``reset
 are a pure function of (factor, max severity, episode seed). Build-time factors: ``distractors``
 adds its pool once (episodes place 0..2 x severity of them); ``object_size`` recompiles the scene in
 episodes whose drawn scale differs from the one compiled (~1 s each). ``paraphrase`` is refused:
-the task's paraphrases are the evaluation's held-out instructions, with no training split.
+the task's paraphrases are the evaluation's held-out instructions (the training wordings of grounded tasks and
+MT10 are drawn by ``vla collect`` itself, see :mod:`sim_eval.language`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from sim_eval.factors import FACTORS, GENERIC_FACTORS
 from sim_eval.seeds import COLLECT_FACTOR_SEED
 
 # factors whose draws must never reach training data, and why
-REFUSED = {"paraphrase": "its paraphrases are the held-out instructions evaluation tests (the tasks have no "
-                         "training paraphrases), so training on them would leak the eval"}
+REFUSED = {"paraphrase": "its paraphrases are the held-out instructions evaluation tests (training wordings, "
+                         "where a task has them, are drawn by collect itself), so training on them would leak the eval"}
 CHOICES = tuple(n for n in FACTORS if n not in REFUSED)
 _SEVERITY, _SIGN = 1, 2  # stream tags: severity and object-size sign draws are apart from the perturbation's
 

@@ -90,9 +90,23 @@ _MT10 = {
     "window-open-v3": ("slide the window open", ("open the window", "push the window open sideways")),
     "window-close-v3": ("slide the window closed", ("close the window", "push the window shut sideways")),
 }
+# extra training wordings of MT10 (``vla collect`` draws the canonical one or these per demo; the paraphrases
+# above stay held out for evaluation)
+_MT10_TRAIN = {
+    "reach-v3": ("move the hand to the goal position", "reach to the goal"),
+    "push-v3": ("push the puck onto the goal position", "move the puck to the goal by pushing it"),
+    "pick-place-v3": ("lift the puck and put it at the goal", "pick and place the puck at the goal"),
+    "door-open-v3": ("open the door all the way", "pull the door handle to open the door"),
+    "drawer-open-v3": ("open the drawer all the way", "pull the drawer handle out"),
+    "drawer-close-v3": ("close the drawer all the way", "push the drawer closed"),
+    "button-press-topdown-v3": ("press the button down from above", "push down the button from above"),
+    "peg-insert-side-v3": ("insert the peg sideways into the hole", "push the peg into the side hole"),
+    "window-open-v3": ("open the window by sliding it", "slide the window to open it"),
+    "window-close-v3": ("close the window by sliding it", "slide the window to close it"),
+}
 METAWORLD_TASKS: dict[str, TaskInfo] = {
     name: TaskInfo(name=name, suite="metaworld", instruction=instr, max_steps=300, env_name=name,
-                   embodiment="metaworld_sawyer", paraphrases=para)
+                   embodiment="metaworld_sawyer", paraphrases=para, templates=(instr, *_MT10_TRAIN[name]))
     for name, (instr, para) in _MT10.items()
 }
 

@@ -25,6 +25,10 @@ def test_registry_wordings_are_reproducible_and_held_out():
         assert info.grounded and info.templates[0] == info.instruction
         assert not set(info.templates) & set(info.paraphrases)  # held-out wordings never train
         assert all("{target}" in t for t in info.templates + info.paraphrases)
+    for name in suite_tasks("mt10"):  # MT10: extra training wordings, apart from the held-out paraphrases
+        info = task_info(name)
+        assert len(set(info.templates)) == 3 and info.templates[0] == info.instruction
+        assert not set(info.templates) & set(info.paraphrases), name
     # 3 consecutive seeds name each colour once
     assert sorted(draw_target(LIFT_COLOR, s) for s in range(30, 33)) == ["blue", "green", "red"]
     drawn = [training_instruction(LIFT_COLOR, "green", s) for s in range(40)]
@@ -299,3 +303,22 @@ def test_collect_draws_training_wordings_and_eval_reports_language(tmp_path):
     assert lang["paraphrase"][0]["retention"] == 1.0
     assert "## Language" in (tmp_path / "ev" / "report.md").read_text()
     assert "LiftColor instruction:mismatched: success 100.0% vs nominal 100.0% (drop +0.0%)" in e.stdout
+
+
+@pytest.mark.slow  # building a Meta-World env (the MT10 benchmark) takes ~20-65 s here
+def test_mt10_training_wordings_and_mismatch_on_metaworld():
+    """Meta-World envs (no target attribute) take the training and mismatched wordings too."""
+    from sim_eval.envs import make_env
+    from sim_eval.factors import FactorSet
+
+    info = task_info("push-v3")
+    env = make_env("push-v3", image_size=32, factors=[Instruction("train")])
+    try:
+        said = [env.reset(s, render=False)["prompt"] for s in range(8)]
+        assert said == [training_instruction(info, None, s) for s in range(8)] and set(said) == set(info.templates)
+        env.factors = FactorSet([Instruction("mismatched")])
+        env.factors.snapshot(env)
+        other = env.reset(3, render=False)["prompt"]
+        assert other != info.instruction and other in {task_info(t).instruction for t in suite_tasks("mt10")}
+    finally:
+        env.close()

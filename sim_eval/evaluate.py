@@ -227,7 +227,7 @@ def _record_videos(results, source, cfg, vdir: Path, per_condition: int, conds, 
     names = []
     for res in filmed:
         outcome = "success" if res.success else "failure"
-        name = f"{res.task}_{res.condition.replace('@', '-')}_seed{res.seed}_{outcome}.mp4"
+        name = f"{res.task}_{res.condition.replace('@', '-').replace(':', '-')}_seed{res.seed}_{outcome}.mp4"
         write_video(res.frames, vdir / name)
         names.append(f"videos/{name}")
         res.frames = []

@@ -232,9 +232,11 @@ def test_ablations_reach_a_policy_that_requires_a_prompt(tmp_path):
     from sim_eval.evaluate import evaluate
     from sim_eval.language import EMPTY_PROMPT
 
-    rep = evaluate(_Checked(), ["LiftColor"], (), episodes=2, workers=1, out_dir=None, image_size=32, max_steps=16,
-                   instruction_ablation=["empty", "mismatched"], progress=False)
+    rep = evaluate(_Checked(), ["LiftColor"], (), episodes=2, workers=1, out_dir=tmp_path, image_size=32, max_steps=16,
+                   instruction_ablation=["empty", "mismatched"], progress=False, videos_per_condition=1)
     assert rep["errors"] == []
+    assert len(rep["videos"]) == 3 and not any(":" in v for v in rep["videos"])  # portable file names
+    assert all((tmp_path / v).stat().st_size > 0 for v in rep["videos"])
     prompts = {(e["condition"], e["seed"]): e["language"]["instruction"] for e in rep["episodes"]}
     assert prompts[("instruction:empty", 1000)] == EMPTY_PROMPT
     assert draw_target(LIFT_COLOR, 1001) == "blue" and prompts[("nominal", 1001)] == "lift the blue cube"

@@ -87,12 +87,12 @@ def _rate_cells(r: dict) -> str:
 
 def console_table(summary: dict) -> list[str]:
     """The per-condition table ``vla eval`` and ``vla demo`` print: success, Wilson CI, n, errors, gap."""
-    lines = [f"{'condition':<20} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}"]
+    lines = [f"{'condition':<24} {'success':>8} {'95% CI':>14} {'n':>4} {'errors':>6} {'gap':>8}"]
     for o in summary["overall"]:
         gap = "" if o["gap_vs_nominal"] is None else f"{o['gap_vs_nominal']:+.1%}"
         rate, ci = ("–", "–") if o["success_rate"] is None else (f"{o['success_rate']:.1%}",
                                                                   "[{:.2f}, {:.2f}]".format(*o["ci95"]))
-        lines.append(f"{o['condition']:<20} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
+        lines.append(f"{o['condition']:<24} {rate:>8} {ci:>14} {o['n']:>4} {o['errors']:>6} {gap:>8}")
     return lines
 
 

@@ -52,9 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _merge(reports: list[dict]) -> dict:
+    import dataclasses
     from types import SimpleNamespace
 
     from sim_eval.report import summarize
+    from sim_eval.rollout import EpisodeResult
 
     episodes = [e for r in reports for e in r["episodes"]]
     meta = dict(reports[0]["meta"])
@@ -62,7 +64,10 @@ def _merge(reports: list[dict]) -> dict:
     meta["episodes_per_condition"] = {c: sum(e["condition"] == c for e in episodes) for c in meta["conditions"]}
     meta["episodes"] = meta["episodes_per_condition"].get("nominal", len(episodes))  # the table's n column is exact
     meta["seconds"] = sum(r["meta"]["seconds"] for r in reports)
-    summary = summarize([SimpleNamespace(**{"error": "", **e}) for e in episodes])
+    # report.json episodes carry only some result fields: the rest take EpisodeResult's defaults (None / empty)
+    defaults = {f.name: None if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(EpisodeResult)}
+    summary = summarize([SimpleNamespace(**{**defaults, "error": "", **e}) for e in episodes])
     return {"meta": meta, "summary": summary, "episodes": episodes, "errors": [x for r in reports for x in r["errors"]],
             "videos": sorted(v for r in reports for v in r["videos"])}
 

@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
+from vla_helpers import toy_tiny_policy
 
 from serve import wire
 from serve.client import RemotePolicy
@@ -22,13 +23,7 @@ ATOL = 1e-4
 
 @pytest.fixture(scope="module")
 def policy():
-    import torch
-
-    from vla.config import tiny_config
-    from vla.policy import VLAPolicy
-
-    torch.set_num_threads(1)
-    return VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0)
+    return toy_tiny_policy()
 
 
 @pytest.fixture(scope="module")

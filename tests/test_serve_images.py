@@ -16,24 +16,18 @@ import numpy as np
 import pytest
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from vla_client import images as codec
+from vla_helpers import toy_tiny_policy
 
 from serve import wire
 from serve.client import RemotePolicy
 from serve.server import running_server
-from serve.toy_policy import toy_embodiments
 
 ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def policy():
-    import torch
-
-    from vla.config import tiny_config
-    from vla.policy import VLAPolicy
-
-    torch.set_num_threads(1)
-    return VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0)
+    return toy_tiny_policy()
 
 
 @pytest.fixture(scope="module")

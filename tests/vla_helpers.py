@@ -25,3 +25,15 @@ def observation(seed: int = 0, size: int = 84, prompt: str = "lift the red cube"
         "state": rng.normal(0, 1, 9).astype(np.float32),
         "prompt": prompt,
     }
+
+
+def toy_tiny_policy(seed: int = 0):
+    """A tiny random VLAPolicy over the serve toy embodiments, on one torch thread (the serve tests' model)."""
+    import torch
+
+    from serve.toy_policy import toy_embodiments
+    from vla.config import tiny_config
+    from vla.policy import VLAPolicy
+
+    torch.set_num_threads(1)
+    return VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)

@@ -83,6 +83,40 @@ def _random_color(rng: np.random.Generator) -> np.ndarray:
     return np.array([*colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.3, 1.0)), 1.0])
 
 
+MIN_HUE_GAP = 0.12  # distractor hue vs each task object's: a distractor is never a copy of an object the task names
+
+
+def _apparent_color(model, g: int) -> np.ndarray:
+    """A geom's rgb as rendered on average: its (material) rgba times its material's mean texture color."""
+    rgb = _geom_color(model, g)[:3]
+    raw = getattr(model, "_model", model)
+    m = raw.geom_matid[g]
+    tex = int(np.max(raw.mat_texid[m])) if m >= 0 else -1
+    if tex >= 0:
+        a, n = raw.tex_adr[tex], raw.tex_width[tex] * raw.tex_height[tex] * raw.tex_nchannel[tex]
+        texels = np.asarray(raw.tex_data[a:a + n]).reshape(-1, raw.tex_nchannel[tex])[:, :3]
+        rgb = rgb * texels.mean(0) / 255.0
+    return rgb
+
+
+def _hue_gap(a: float, b: float) -> float:
+    d = abs(a - b) % 1.0
+    return min(d, 1.0 - d)
+
+
+def _distinct_color(rng: np.random.Generator, avoid: Sequence[np.ndarray]) -> np.ndarray:
+    """A random color whose hue keeps :data:`MIN_HUE_GAP` from every saturated color in ``avoid`` (rgb/rgba)."""
+    import colorsys
+
+    hues = [h for h, s, _ in (colorsys.rgb_to_hsv(*np.clip(c[:3], 0, 1)) for c in avoid) if s >= 0.25]
+    for _ in range(100):
+        color = _random_color(rng)
+        hue = colorsys.rgb_to_hsv(*color[:3])[0]
+        if all(_hue_gap(hue, h) >= MIN_HUE_GAP for h in hues):
+            return color
+    return color
+
+
 def _geom_color(model, g: int) -> np.ndarray:
     m = model.geom_matid[g]
     return np.array(model.mat_rgba[m] if m >= 0 else model.geom_rgba[g], dtype=np.float64)
@@ -300,7 +334,9 @@ class ObjectPose(Factor):
 
 
 class Distractors(Factor):
-    """Places 2 x severity visual-only objects (random shape, size and color) on the table."""
+    """Places 2 x severity visual-only objects (random shape, size and color) on the table; their hues keep
+    :data:`MIN_HUE_GAP` from the task's objects, so none is a second instance of what the instruction names
+    (a red box beside "lift the red cube" would make the episode ambiguous, not distracting)."""
 
     visual = True
 
@@ -323,7 +359,9 @@ class Distractors(Factor):
         else:
             center, r, z = np.array(env.env.table_offset[:2]), 0.2, env.env.table_offset[2] + 0.025
         bodies = (TARGET_BODY.get(env.task.name, ""), "cubeB_main", *(f"cube_{t}_main" for t in env.task.targets))
-        avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2]) for b in bodies if b in model.body_names]
+        present = [b for b in bodies if b in model.body_names]
+        avoid = [np.array(data.body_xpos[model.body_name2id(b)][:2]) for b in present]
+        task_colors = [_apparent_color(model, g) for g in _visual_geoms(model, present)]
         placed: list[np.ndarray] = []
         colors = []
         for i in range(min(2 * s.severity, N_DISTRACTORS)):
@@ -335,7 +373,7 @@ class Distractors(Factor):
             bid = model.body_name2id(f"distractor{i}")
             model.body_pos[bid] = [xy[0], xy[1], z]
             g = model.geom_name2id(f"distractor{i}_g")
-            model.geom_rgba[g] = _random_color(rng)
+            model.geom_rgba[g] = _distinct_color(rng, task_colors)
             colors.append(_floats(model.geom_rgba[g]))
         return {"n": len(placed), "xy": [_floats(p) for p in placed], "colors": colors}
 
@@ -481,9 +519,12 @@ class FactorSet:
         for s in self.settings:
             if s.severity > 0:
                 FACTORS[s.name].apply(env, s, s.rng(seed))
+        from sim_eval.randomize import episode_severities
+
         self.drawn = {}
+        severity = episode_severities(self.randomize, seed)
         for r in self.randomize:
-            s = FactorSetting(r.name, r.severity(seed), r.seed)
+            s = FactorSetting(r.name, severity[r.name], r.seed)
             if r.name == "object_size":
                 info = FACTORS[r.name].lift(env, r.scale(seed))
             else:

@@ -174,3 +174,53 @@ def test_object_size_recompiles_per_episode_to_the_recorded_scale():
     assert {1.0} < scales and min(scales) < 1 < max(scales), scales
     env.close()
     plain.close()
+
+
+def test_object_color_and_distractors_never_share_an_episode():
+    """Oracle: independent uniform 0..2 draws give each factor a non-nominal severity in 2/3 of episodes and both
+    in 4/9; with the pair exclusive, never both, and each keeps 2/9 + 4/9 / 2 = 4/9 of the episodes."""
+    from sim_eval.envs import make_env
+    from sim_eval.randomize import episode_severities
+
+    items = parse_randomize(["lighting", "object_color", "distractors"])
+    sev = [episode_severities(items, s) for s in range(900)]
+    both = [s for s in sev if s["object_color"] and s["distractors"]]
+    assert not both
+    for name in ("object_color", "distractors"):
+        assert 0.39 < np.mean([s[name] > 0 for s in sev]) < 0.50, name
+    assert [s["lighting"] for s in sev] == [Randomize("lighting", 2).severity(s) for s in range(900)]  # untouched
+    env = make_env("Lift", image_size=32, cameras=("agentview",), factors=items)
+    for s in range(8):
+        env.reset(s, render=False)
+        d = env.factors.drawn
+        assert {k: v["severity"] for k, v in d.items()} == sev[s]
+        assert d["distractors"].get("n", 0) == 2 * sev[s]["distractors"]
+    env.close()
+
+
+def _hue(rgb) -> float:
+    import colorsys
+
+    return colorsys.rgb_to_hsv(*rgb[:3])[0]
+
+
+@pytest.mark.parametrize("task, task_hues", [
+    ("Lift", [0.0]),  # the red(wood) cube
+    ("LiftColor", [0.0, _hue((0.1, 0.7, 0.15)), _hue((0.1, 0.25, 0.9))]),  # its red, green and blue cubes
+])
+def test_distractors_are_never_the_color_of_a_task_object(task, task_hues):
+    """Known answer: the task's objects are red (Lift), red/green/blue (LiftColor); 180 distractor colours of
+    evaluation's distractors@3 keep >= 0.1 hue from each, and still spread over the rest of the hue circle."""
+    from sim_eval.envs import make_env
+
+    env = make_env(task, image_size=32, cameras=("agentview",), factors=[FactorSetting("distractors", 3, 0)])
+    hues = []
+    for s in range(EVAL_SEED, EVAL_SEED + 30):
+        env.reset(s, render=False)
+        m = env.sim.model
+        hues += [_hue(m.geom_rgba[m.geom_name2id(f"distractor{i}_g")]) for i in range(6)]
+    env.close()
+    gaps = [min(min(abs(h - t) % 1, 1 - abs(h - t) % 1) for t in task_hues) for h in hues]
+    assert len(hues) == 180 and min(gaps) >= 0.1, sorted(gaps)[:5]
+    bins = np.histogram(hues, bins=10, range=(0, 1))[0]
+    assert (bins > 0).sum() >= 10 - 2 * len(task_hues), bins

@@ -33,15 +33,27 @@ ALL_FACTORS = tuple(FACTORS)
 SWEPT = ("lighting", "table_color", "object_color", "distractors")
 RANDOMIZED = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")
 
-# variant -> `vla demo` recipe flags (everything else, including the training budget, is shared)
-VARIANTS: dict[str, list[str]] = {
-    "conv": ["--image-encoder", "conv", "--randomize", "none", "--augment", "none"],
-    "conv+aug": ["--image-encoder", "conv", "--randomize", "none", "--augment", "strong"],
-    "conv+rand": ["--image-encoder", "conv", "--randomize", *RANDOMIZED, "--augment", "none"],
-    "conv+rand+aug": ["--image-encoder", "conv", "--randomize", *RANDOMIZED, "--augment", "strong"],
-    "timm": ["--image-encoder", "timm:efficientnet_lite0", "--randomize", "none", "--augment", "none"],
-    "timm+rand+aug": ["--image-encoder", "timm:efficientnet_lite0", "--randomize", *RANDOMIZED, "--augment", "strong"],
+# variant -> (`vla demo` recipe flags, demo sets); everything else, including the training budget, is shared.
+# Demo sets: "nominal" = --demos N nominal demos; "rand" = N randomized ones only; "mix" = N/2 nominal + N randomized
+# at equal sampling weight (one training sample in two comes from each set).
+TIMM = ["--image-encoder", "timm:efficientnet_lite0"]
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "conv": (["--image-encoder", "conv", "--augment", "none"], "nominal"),
+    "conv+aug": (["--image-encoder", "conv", "--augment", "strong"], "nominal"),
+    "conv+rand": (["--image-encoder", "conv", "--augment", "none"], "rand"),
+    "conv+rand+aug": (["--image-encoder", "conv", "--augment", "strong"], "rand"),
+    "timm": ([*TIMM, "--augment", "none"], "nominal"),
+    "timm+rand": ([*TIMM, "--augment", "none"], "rand"),
+    "timm+mix": ([*TIMM, "--augment", "none"], "mix"),
+    "timm+rand+aug": ([*TIMM, "--augment", "strong"], "rand"),
 }
+
+
+def demo_flags(demos: str, n: int) -> list[str]:
+    """`vla demo` flags of a variant's demo sets (variants with the same sets share their data dir)."""
+    nominal, randomized = {"nominal": (n, 0), "rand": (0, n), "mix": (n // 2, n)}[demos]
+    return ["--demos", str(nominal), "--randomized-demos", str(randomized),
+            "--randomize", *(RANDOMIZED if randomized else ["none"])]
 
 
 def conditions(severities: str) -> list[str]:
@@ -55,11 +67,10 @@ def conditions(severities: str) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     if args.variant not in VARIANTS:
         sys.exit(f"unknown variant {args.variant!r}; choose from {sorted(VARIANTS)}")
-    flags = VARIANTS[args.variant]
-    data_key = "rand" if "--randomize" in flags and flags[flags.index("--randomize") + 1] != "none" else "nominal"
+    flags, demos = VARIANTS[args.variant]
     out = Path(args.out) / args.task / args.variant
     cmd = [sys.executable, "-m", "vla.cli", "demo", "--task", args.task, "--out", str(out),
-           "--data-dir", str(Path(args.out) / args.task / f"data-{data_key}"), "--demos", str(args.demos),
+           "--data-dir", str(Path(args.out) / args.task / f"data-{demos}"), *demo_flags(demos, args.demos),
            "--train-minutes", str(args.train_minutes), "--eval-episodes", str(args.episodes),
            "--factor-episodes", str(args.episodes), "--factors", *conditions(args.severities), *flags]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -152,7 +163,8 @@ def heatmap(found: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="the recipe variants and their `vla demo` flags")
+    lst = sub.add_parser("list", help="the recipe variants and their `vla demo` flags")
+    lst.add_argument("--demos", type=int, default=100)
     r = sub.add_parser("run", help="train + evaluate one variant on one task")
     r.add_argument("--variant", required=True)
     r.add_argument("--task", default="Lift")
@@ -166,8 +178,8 @@ def main() -> None:
     m.add_argument("--out", default="scorecard")
     args = ap.parse_args()
     if args.cmd == "list":
-        for name, flags in VARIANTS.items():
-            print(f"{name:<16} {' '.join(flags)}")
+        for name, (flags, demos) in VARIANTS.items():
+            print(f"{name:<16} {' '.join(flags + demo_flags(demos, args.demos))}")
     elif args.cmd == "run":
         run(args)
     else:

@@ -40,6 +40,8 @@ def demo_augment() -> AugmentConfig:
 # invariant to those factors but halved its nominal success in the 15-18 min CPU budget (README, issue 13 notes),
 # so the default stays nominal demos until a randomized recipe keeps nominal success.
 DEMO_RANDOMIZE: tuple[str, ...] = ()  # factors drawn per demo episode ("factor@max_severity")
+DEMO_RANDOMIZED_DEMOS = 100  # demos with those draws, collected beside the nominal ones (when it randomizes)
+DEMO_RANDOMIZED_WEIGHT = 1.0  # their sampling share vs the nominal demos' 1.0
 DEMO_AUGMENT = "sample"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "conv"  # or "timm:<name>" (built by timm_backbone)
 

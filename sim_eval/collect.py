@@ -35,6 +35,7 @@ class CollectSummary:
     seconds: float
     randomize: tuple[str, ...] = ()  # "factor@max_severity" drawn per episode (see sim_eval.randomize)
     factor_seed: int | None = None  # the factor seed of those draws (None: nothing randomized)
+    first_seed: int | None = None  # the first episode seed tried (episodes use first_seed, first_seed + 1, ...)
 
     def line(self) -> str:
         rand = f" randomizing {', '.join(self.randomize)}" if self.randomize else ""
@@ -142,6 +143,6 @@ def collect(
     summary = CollectSummary(task=task, requested=episodes, recorded=stats["ok"], discarded=stats["failed"],
                              errors=stats["errors"], path=str(written), steps=stats["steps"],
                              seconds=time.perf_counter() - t0, randomize=tuple(r.label for r in rands),
-                             factor_seed=COLLECT_FACTOR_SEED if rands else None)
+                             factor_seed=COLLECT_FACTOR_SEED if rands else None, first_seed=seed)
     (Path(written) / "collect_summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary

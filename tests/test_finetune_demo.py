@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ALL_FACTORS = {"camera_pose", "lighting", "table_color", "object_color", "object_size", "object_pose", "distractors",
                "paraphrase", "dynamics"}
 ARGS = ["--randomize", "lighting@1", "table_color@2",
-        "--demos", "2", "--train-minutes", "0.05", "--batch-size", "4", "--eval-episodes", "2", "--factor-episodes",
-        "1", "--factors", "lighting@2", "--eval-max-steps", "8", "--workers", "1", "--train-processes", "1"]
+        "--demos", "1", "--randomized-demos", "1", "--train-minutes", "0.05", "--batch-size", "4",
+        "--eval-episodes", "2", "--factor-episodes", "1", "--factors", "lighting@2", "--eval-max-steps", "8",
+        "--workers", "1", "--train-processes", "1"]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,14 +51,20 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
     out = tmp_path / "demo"
     first = _demo(out)
-    assert "collecting 2 scripted Lift demos" in first.stdout
+    assert "collecting 1 scripted Lift demos (1 workers)" in first.stdout  # nominal, then randomized
+    assert "collecting 1 scripted Lift demos (1 workers, randomizing lighting@1 table_color@2 per" in first.stdout
     # the report says which nuisance factors training saw and which stayed held out
     recipe = json.loads((out / "report" / "report.json").read_text())["meta"]["recipe"]
     assert recipe["randomized_in_training"] == ["lighting@1", "table_color@2"]
     assert sorted(recipe["held_out"]) == sorted(ALL_FACTORS - {"lighting", "table_color"})
-    assert "training randomized: lighting@1, table_color@2; held out (never in training): " in first.stdout
-    episodes = tfds_episodes(out / "data" / "lift_expert" / "1.0.0")
-    assert all(set(json.loads(e)) == {"lighting", "table_color"} for e in episodes)
+    assert recipe["demos"] == {"lift_expert": {"weight": 1.0, "episodes": 1},
+                               "lift_randomized": {"weight": 1.0, "episodes": 1}}
+    assert ("demos: 1 lift_expert (weight 1) + 1 lift_randomized (weight 1); training randomized: lighting@1, "
+            "table_color@2; held out (never in training): ") in first.stdout
+    episodes = tfds_episodes(out / "data" / "lift_randomized" / "1.0.0")
+    assert len(episodes) == 1 and all(set(json.loads(e)) == {"lighting", "table_color"} for e in episodes)
+    nominal = json.loads((out / "data" / "lift_expert" / "1.0.0" / "collect_summary.json").read_text())
+    assert nominal["randomize"] == [] and nominal["recorded"] == 1
     report = json.loads((out / "report" / "report.json").read_text())
     overall = {o["condition"]: o for o in report["summary"]["overall"]}
     assert {c: o["n"] for c, o in overall.items()} == {"nominal": 2, "lighting@2": 1}
@@ -66,12 +73,13 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
         wins = sum(e["success"] for e in report["episodes"] if e["condition"] == cond)
         assert o["success_rate"] == pytest.approx(wins / o["n"])
         assert o["ci95"] == pytest.approx(wilson(wins, o["n"]), abs=1e-9)
-    summary = out / "data" / "lift_expert" / "1.0.0" / "collect_summary.json"
+    summary = out / "data" / "lift_randomized" / "1.0.0" / "collect_summary.json"
     collected = summary.stat().st_mtime_ns
     trained = [json.loads(x)["step"] for x in (out / "train" / "losses.jsonl").read_text().splitlines()]
 
     second = _demo(out, "--eval-episodes", "1", "--factors")  # what the rerun shows needs no factor eval
-    assert "reusing demos" in second.stdout and "collecting" not in second.stdout
+    assert "reusing lift_expert demos" in second.stdout and "reusing lift_randomized demos" in second.stdout
+    assert "collecting" not in second.stdout
     assert summary.stat().st_mtime_ns == collected
     assert f"resuming from {out / 'train' / 'checkpoints'}" in second.stdout
     resumed = [json.loads(x)["step"] for x in (out / "train" / "losses.jsonl").read_text().splitlines()]

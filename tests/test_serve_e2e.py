@@ -69,7 +69,7 @@ def test_openpi_client_websocket_matches_local_predict(server, policy, obs):
 
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
 def test_our_http_client_matches_local_predict(server, policy, obs, fmt):
-    with RemotePolicy(server.url, fmt=fmt) as remote:
+    with RemotePolicy(server.url, fmt=fmt, timeout_s=60.0) as remote:
         assert set(remote.metadata.embodiments) == {"toy_arm", "toy_joint"}
         res = remote.act(obs, seed=5)
         np.testing.assert_allclose(res.actions, policy.predict([obs], seed=5)[0], atol=ATOL)

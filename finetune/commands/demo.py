@@ -17,7 +17,13 @@ DEMO_EVAL_FACTORS = ("lighting@2", "table_color@2", "object_color@2", "distracto
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="vla_demo", help="output directory (default ./vla_demo)")
     parser.add_argument("--task", default="Lift", help="robosuite task (default Lift)")
-    parser.add_argument("--demos", type=int, default=50, help="scripted demos to collect (default 50)")
+    parser.add_argument("--demos", type=int, default=50, help="nominal scripted demos to collect (default 50)")
+    parser.add_argument("--randomized-demos", type=int, default=None, metavar="N",
+                        help="demos collected beside them with the --randomize factors drawn per episode (default: "
+                             "the recipe's, finetune.recipes.DEMO_RANDOMIZED_DEMOS; 0 without --randomize factors)")
+    parser.add_argument("--randomized-weight", type=float, default=None, metavar="W",
+                        help="sampling weight of the randomized demos vs the nominal ones' 1.0 (default: the "
+                             "recipe's)")
     parser.add_argument("--train-minutes", type=float, default=18.0, help="training wall-time budget (default 18)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -99,27 +105,53 @@ def _recipe(args: argparse.Namespace):
     return cfg, sample_augment, preset(augment) if augment != "sample" else None, randomize, recipe
 
 
-def _demos(args: argparse.Namespace, randomize: list[str]) -> Path:
+def _demo_sets(args: argparse.Namespace, randomize: list[str]) -> list[tuple[str, int, list[str], int, float]]:
+    """(dataset name, demos, randomize, first episode seed, sampling weight) of each demo set to collect: the
+    nominal demos, then the randomized ones on the episode seeds after every seed the nominal set may try."""
+    from finetune import recipes
+
+    n_rand = args.randomized_demos
+    if n_rand is None:
+        n_rand = recipes.DEMO_RANDOMIZED_DEMOS if randomize else 0
+    if n_rand < 0 or args.demos < 0 or n_rand + args.demos == 0:
+        raise ValueError(f"--demos {args.demos} --randomized-demos {n_rand}: need >= 0 of each and some demos")
+    if n_rand and not randomize:
+        raise ValueError(f"--randomized-demos {n_rand}: no --randomize factors to draw (the recipe has none)")
+    weight = recipes.DEMO_RANDOMIZED_WEIGHT if args.randomized_weight is None else args.randomized_weight
+    if not weight > 0:
+        raise ValueError(f"--randomized-weight {weight}: must be > 0")
+    task = args.task.lower()
+    sets = [(f"{task}_expert", args.demos, [], args.seed, 1.0)] if args.demos else []
+    first = args.seed + (2 * args.demos + 10 if args.demos else 0)  # collect tries at most 2N+10 seeds
+    return sets + ([(f"{task}_randomized", n_rand, randomize, first, weight)] if n_rand else [])
+
+
+def _demos(args: argparse.Namespace, randomize: list[str]) -> list[tuple[Path, float]]:
+    """Collect (or reuse) each demo set; (RLDS path, sampling weight) per set."""
     from sim_eval.collect import collect
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(args.out) / "data"
-    name = f"{args.task.lower()}_expert"
-    existing = data_dir / name / "1.0.0"
-    summary_file = existing / "collect_summary.json"
-    if summary_file.exists():
-        done = json.loads(summary_file.read_text())
-        if list(done.get("randomize") or []) == randomize and done.get("recorded", 0) >= args.demos:
-            print(f"[demo] 1/4 reusing demos in {existing}")
-            return existing
-    rand = f", randomizing {' '.join(randomize)} per episode" if randomize else ""
-    print(f"[demo] 1/4 collecting {args.demos} scripted {args.task} demos ({args.workers} workers{rand})")
-    summary = collect(args.task, args.demos, data_dir, workers=args.workers, image_size=args.image_size,
-                      seed=args.seed, randomize=randomize, overwrite=True)
-    print("[demo] " + summary.line())
-    return Path(summary.path)
+    out = []
+    for name, n, factors, seed, weight in _demo_sets(args, randomize):
+        existing = data_dir / name / "1.0.0"
+        summary_file = existing / "collect_summary.json"
+        if summary_file.exists():
+            done = json.loads(summary_file.read_text())
+            if (list(done.get("randomize") or []) == factors and done.get("recorded", 0) >= n
+                    and done.get("first_seed") == seed):
+                print(f"[demo] 1/4 reusing {name} demos in {existing}")
+                out.append((existing, weight))
+                continue
+        rand = f", randomizing {' '.join(factors)} per episode" if factors else ""
+        print(f"[demo] 1/4 collecting {n} scripted {args.task} demos ({args.workers} workers{rand})")
+        summary = collect(args.task, n, data_dir, dataset_name=name, workers=args.workers, image_size=args.image_size,
+                          seed=seed, randomize=factors, overwrite=True)
+        print("[demo] " + summary.line())
+        out.append((Path(summary.path), weight))
+    return out
 
 
-def _train(args: argparse.Namespace, path: Path, cfg, sample_augment, batch_augment):
+def _train(args: argparse.Namespace, sets: list[tuple[Path, float]], cfg, sample_augment, batch_augment):
     import os
 
     from data_pipelines.pipeline import DatasetConfig, Pipeline, PipelineConfig
@@ -128,7 +160,8 @@ def _train(args: argparse.Namespace, path: Path, cfg, sample_augment, batch_augm
     from finetune.launch import train_processes
     from vla.policy import VLAPolicy
 
-    data = PipelineConfig(datasets=(DatasetConfig(str(path)),), horizon=16, image_size=cfg.image_size, seed=args.seed,
+    data = PipelineConfig(datasets=tuple(DatasetConfig(str(p), weight=w) for p, w in sets), horizon=16,
+                          image_size=cfg.image_size, seed=args.seed,
                           buffer_episodes=16, augment=sample_augment,  # batches mix many demos
                           cache_mb=2048)  # 50-100 demos at 84² are ~100-200 MB decoded: decode them once
     spec = next(iter(Pipeline(data).embodiments.values()))
@@ -187,11 +220,13 @@ def main(args: argparse.Namespace) -> int:
     cfg, sample_augment, batch_augment, randomize, recipe = _recipe(args)
 
     t = time.perf_counter()
-    path = _demos(args, randomize)
+    sets = _demos(args, randomize)
     timings["collect_s"] = time.perf_counter() - t
+    recipe["demos"] = {p.parent.name: {"weight": w, "episodes": json.loads((p / "collect_summary.json").read_text())
+                                       ["recorded"]} for p, w in sets}
 
     t = time.perf_counter()
-    res = _train(args, path, cfg, sample_augment, batch_augment)
+    res = _train(args, sets, cfg, sample_augment, batch_augment)
     timings["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -221,5 +256,8 @@ def main(args: argparse.Namespace) -> int:
 def recipe_line(recipe: dict) -> str:
     """Which nuisance factors the training demos randomized and which stayed held out (never seen)."""
     seen = ", ".join(recipe["randomized_in_training"]) or "none (nominal demos)"
-    return (f"training randomized: {seen}; held out (never in training): {', '.join(recipe['held_out'])}; "
+    demos = " + ".join(f"{d['episodes']} {name} (weight {d['weight']:g})"
+                       for name, d in recipe.get("demos", {}).items()) or "?"
+    return (f"demos: {demos}; training randomized: {seen}; held out (never in training): "
+            f"{', '.join(recipe['held_out'])}; "
             f"image encoder {recipe['image_encoder']}, augmentation {recipe['augment']}")

@@ -428,6 +428,23 @@ FACTORS: dict[str, Factor] = {
     "dynamics": Dynamics(),
 }
 
+# factor pairs that one randomized (collection) episode never combines, and why
+EXCLUSIVE = {("object_color", "distractors"): "a recoloured target among distractors matches no instruction that "
+             "names the target by its color ('lift the red cube'), so the demo would teach the policy to ignore it"}
+
+
+def episode_severities(randomize: Sequence, episode_seed: int) -> dict[str, int]:
+    """Each :class:`sim_eval.randomize.Randomize` item's severity in this episode; of an :data:`EXCLUSIVE` pair that
+    both drew one, a coin (a pure function of the pair, factor seed and episode seed) keeps one, the other is 0."""
+    sev = {r.name: r.severity(episode_seed) for r in randomize}
+    seeds = {r.name: r.seed for r in randomize}
+    for a, b in EXCLUSIVE:
+        if sev.get(a, 0) > 0 and sev.get(b, 0) > 0:
+            coin = np.random.default_rng([int(seeds[a]), int(episode_seed), zlib.crc32(f"{a}|{b}".encode())]).uniform()
+            sev[b if coin < 0.5 else a] = 0
+    return sev
+
+
 GENERIC_FACTORS = ("camera_pose", "lighting", "paraphrase")  # the ones that also work on Meta-World
 # the ones that edit the one object TARGET_BODY names: not for grounded tasks, whose target changes per episode
 TARGET_FACTORS = ("object_color", "object_size", "object_pose", "dynamics")
@@ -519,8 +536,6 @@ class FactorSet:
         for s in self.settings:
             if s.severity > 0:
                 FACTORS[s.name].apply(env, s, s.rng(seed))
-        from sim_eval.randomize import episode_severities
-
         self.drawn = {}
         severity = episode_severities(self.randomize, seed)
         for r in self.randomize:

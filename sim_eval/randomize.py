@@ -8,7 +8,7 @@ env built with ``Randomize`` items among its factors draws them in every ``reset
 are a pure function of (factor, max severity, episode seed). Build-time factors: ``distractors``
 adds its pool once (episodes place 0..2 x severity of them); ``object_size`` recompiles the scene in
 episodes whose drawn scale differs from the one compiled (~1 s each).
-``object_color`` and ``distractors`` never combine in one episode (:data:`EXCLUSIVE`): when both draw a
+``object_color`` and ``distractors`` never combine in one episode (:data:`sim_eval.factors.EXCLUSIVE`): when both draw a
 severity, a per-episode coin keeps one. ``paraphrase`` is refused:
 the task's paraphrases are the evaluation's held-out instructions (the training wordings of grounded tasks and
 MT10 are drawn by ``vla collect`` itself, see :mod:`sim_eval.language`).
@@ -29,10 +29,7 @@ from sim_eval.seeds import COLLECT_FACTOR_SEED
 REFUSED = {"paraphrase": "its paraphrases are the held-out instructions evaluation tests (training wordings, "
                          "where a task has them, are drawn by collect itself), so training on them would leak the eval"}
 CHOICES = tuple(n for n in FACTORS if n not in REFUSED)
-# factor pairs that one randomized episode never combines, and why
-EXCLUSIVE = {("object_color", "distractors"): "a recoloured target among distractors matches no instruction that "
-             "names the target by its color ('lift the red cube'), so the demo would teach the policy to ignore it"}
-_SEVERITY, _SIGN, _EXCLUSIVE = 1, 2, 3  # stream tags: apart from each other and from the perturbation's draws
+_SEVERITY, _SIGN = 1, 2  # stream tags: severity and object-size sign draws are apart from the perturbation's
 
 
 @dataclass(frozen=True)
@@ -91,15 +88,3 @@ def parse_randomize(items: Iterable[str | Randomize], suite: str = "robosuite") 
         out[r.name] = r
     return tuple(sorted(out.values(), key=lambda r: list(FACTORS).index(r.name)))
 
-
-def episode_severities(items: Iterable[Randomize], episode_seed: int) -> dict[str, int]:
-    """Each randomized factor's severity in this episode; of an :data:`EXCLUSIVE` pair that both drew one, a coin
-    (a pure function of the pair and the episode seed) keeps one and sets the other to 0 (nominal)."""
-    items = list(items)
-    sev = {r.name: r.severity(episode_seed) for r in items}
-    by_name = {r.name: r for r in items}
-    for a, b in EXCLUSIVE:
-        if sev.get(a, 0) > 0 and sev.get(b, 0) > 0:
-            coin = by_name[a]._rng(episode_seed, _EXCLUSIVE).uniform()
-            sev[b if coin < 0.5 else a] = 0
-    return sev

@@ -139,6 +139,9 @@ def to_markdown(report: dict) -> str:
         lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in report["videos"]]
     if report.get("errors"):
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"][:20]]
+    if report.get("retried"):
+        lines += ["", "## Retried episodes (their worker died; the rerun's result is counted)", ""] + \
+            [f"- {e}" for e in report["retried"][:20]]
     return "\n".join(lines) + "\n"
 
 

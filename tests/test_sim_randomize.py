@@ -180,7 +180,7 @@ def test_object_color_and_distractors_never_share_an_episode():
     """Oracle: independent uniform 0..2 draws give each factor a non-nominal severity in 2/3 of episodes and both
     in 4/9; with the pair exclusive, never both, and each keeps 2/9 + 4/9 / 2 = 4/9 of the episodes."""
     from sim_eval.envs import make_env
-    from sim_eval.randomize import episode_severities
+    from sim_eval.factors import episode_severities
 
     items = parse_randomize(["lighting", "object_color", "distractors"])
     sev = [episode_severities(items, s) for s in range(900)]

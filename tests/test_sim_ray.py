@@ -95,6 +95,9 @@ def test_killed_ray_worker_episode_is_retried_and_report_complete(local_report, 
     assert [e["retries"] for e in retried] == [1]
     e = retried[0]
     assert rep["retried"] == [f"Lift {e['condition']} seed {e['seed']}: run again 1 time(s) after its Ray worker died"]
+    from sim_eval.report import to_markdown
+
+    assert f"- {rep['retried'][0]}" in to_markdown(rep).splitlines()  # report.md lists it too
 
 
 def _closed_port() -> int:

@@ -16,10 +16,10 @@ fi
 sim_log="$(mktemp)"
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -f "$sim_log"' EXIT
 echo "[test] simulation tests run alongside (output after the main part)"
-OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_sim_*.py >"$sim_log" 2>&1 &
+OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=12 tests/test_sim_*.py >"$sim_log" 2>&1 &
 sim_pid=$!
 main_rc=0
-.venv/bin/python -m pytest -q --ignore-glob='tests/test_sim_*' || main_rc=$?
+.venv/bin/python -m pytest -q --durations=12 --ignore-glob='tests/test_sim_*' || main_rc=$?
 sim_rc=0
 wait "$sim_pid" || sim_rc=$?
 echo "[test] ===== simulation tests (tests/test_sim_*.py) ====="

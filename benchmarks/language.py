@@ -2,9 +2,12 @@
 Meta-World MT10, each evaluated with per-instruction success, wrong-object rate, held-out paraphrase retention
 and the instruction ablation (empty / mismatched prompt on the same seeds), with wall times.
 
-    python benchmarks/language.py [--suites language mt10] [--demos 60] [--mt10-demos 20] [--train-minutes 20]
+    python benchmarks/language.py [--suites language mt10] [--language-tasks LiftColor] [--demos 60]
+                                  [--mt10-demos 20] [--train-minutes 20]
                                   [--episodes 150] [--mt10-episodes 20] [--lm frozen top2] [--out language_runs]
 
+The image side is the demo recipe's (``--image-encoder``, ``--augment``; a frozen timm encoder's features are cached
+per frame while training), trained by ``--train-processes`` (default 2) data-parallel processes.
 ``--lm``: ``frozen`` = the demo recipe (MiniLM-L6 frozen, instruction features cached per prompt);
 ``top2`` = MiniLM's top 2 layers train (no cache; embeddings and layers 0-3 stay frozen). A quick check of
 the whole path: ``--demos 3 --mt10-demos 1 --mt10-tasks reach-v3 push-v3 --train-minutes 1 --episodes 3``.
@@ -42,10 +45,12 @@ def _collect(tasks: list[str], demos: int, data_dir: Path, args) -> tuple[list[s
     return paths, time.perf_counter() - t0
 
 
-def _config(lm: str, image_size: int):
+def _config(lm: str, image_size: int, encoder: str):
     from finetune import recipes
 
     cfg = recipes.demo_config().replace(image_size=(image_size, image_size))
+    if encoder != "conv":
+        cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder))
     if lm == "frozen":
         return cfg, ()
     if lm != "top2":
@@ -61,17 +66,19 @@ def _train(paths: list[str], weights: list[float], out: Path, lm: str, args):
     from finetune.launch import train_processes
     from vla.policy import VLAPolicy
 
-    cfg, freeze = _config(lm, args.image_size)
+    cfg, freeze = _config(lm, args.image_size, args.image_encoder)
+    augment = recipes.demo_augment() if args.augment == "sample" else None
     data = PipelineConfig(datasets=tuple(DatasetConfig(p, weight=w) for p, w in zip(paths, weights)), horizon=16,
-                          image_size=cfg.image_size, seed=0, buffer_episodes=16, augment=recipes.demo_augment(),
-                          cache_mb=2048)
+                          image_size=cfg.image_size, seed=0, buffer_episodes=16, augment=augment, cache_mb=2048)
     specs = list(Pipeline(data).embodiments.values())
     tc = TrainConfig(steps=100_000, batch_size=args.batch_size, lr=1e-3, warmup_steps=100, min_lr_ratio=0.05,
-                     weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1, num_workers=1,
-                     max_seconds=args.train_minutes * 60, fit_steps_to_time=True, freeze=freeze, progress=False)
+                     weight_decay=1e-4, ema_decay=0.995, save_every=500, keep_last=1,
+                     num_workers=1 if args.train_processes == 1 else 0, max_seconds=args.train_minutes * 60,
+                     fit_steps_to_time=True, freeze=freeze, progress=False,
+                     feature_cache_mb=recipes.feature_cache_mb(cfg, augment) if lm == "frozen" else 0.0)
     t0 = time.perf_counter()
-    res = train_processes(functools.partial(VLAPolicy.create, cfg, specs, seed=0), data, tc, out, processes=1,
-                          threads=args.threads, resume=True)
+    res = train_processes(functools.partial(VLAPolicy.create, cfg, specs, seed=0), data, tc, out,
+                          processes=args.train_processes, threads=args.threads, resume=True)
     return res, time.perf_counter() - t0
 
 
@@ -121,6 +128,12 @@ def main() -> None:
                     "(default 150 = 50 per LiftColor colour)")
     ap.add_argument("--mt10-episodes", type=int, default=20)
     ap.add_argument("--lm", nargs="+", default=["frozen"], help="frozen | top2 (default frozen)")
+    ap.add_argument("--language-tasks", nargs="+", default=None, help="a subset of the language suite (default all)")
+    ap.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
+                    help="default: the demo recipe's (finetune.recipes.DEMO_IMAGE_ENCODER)")
+    ap.add_argument("--augment", default=None, choices=("sample", "none"),
+                    help="per-sample train augmentation (default: the demo recipe's)")
+    ap.add_argument("--train-processes", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=84)
     ap.add_argument("--workers", type=int, default=2)
@@ -128,12 +141,21 @@ def main() -> None:
     ap.add_argument("--out", default="language_runs")
     args = ap.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from finetune import recipes
     from sim_eval.tasks import suite_tasks
+
+    args.image_encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
+    args.augment = args.augment or ("sample" if recipes.DEMO_AUGMENT == "sample" else "none")
 
     out = Path(args.out)
     plans = []
     if "language" in args.suites:
-        plans.append(("language", list(suite_tasks("language")), args.demos, list(args.weights), args.episodes))
+        tasks = list(suite_tasks("language"))
+        chosen = args.language_tasks or tasks
+        if not set(chosen) <= set(tasks):
+            ap.error(f"--language-tasks {chosen}: the language suite has {tasks}")
+        weights = [w for t, w in zip(tasks, args.weights) if t in chosen]
+        plans.append(("language", chosen, args.demos, weights, args.episodes))
     if "mt10" in args.suites:
         mt = args.mt10_tasks or list(suite_tasks("mt10"))
         plans.append(("mt10", mt, args.mt10_demos, [1.0] * len(mt), args.mt10_episodes))

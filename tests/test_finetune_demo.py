@@ -84,3 +84,16 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
     assert f"resuming from {out / 'train' / 'checkpoints'}" in second.stdout
     resumed = [json.loads(x)["step"] for x in (out / "train" / "losses.jsonl").read_text().splitlines()]
     assert resumed[:len(trained)] == trained and len(resumed) > len(trained)  # continued after the first run's steps
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--randomize", "none", "--randomized-demos", "5"], "--randomized-demos 5: there are no --randomize factors to draw"),
+    (["--randomized-weight", "0"], "--randomized-weight 0.0: must be > 0"),
+    (["--demos", "0", "--randomized-demos", "0"], "--demos 0 --randomized-demos 0: need >= 0 of each and some demos"),
+])
+def test_bad_demo_sets_are_one_line_and_write_nothing(tmp_path, args, msg):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "vla.cli", "demo", "--out", str(tmp_path / "demo"), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip() == f"vla demo: error: {msg}", done.stderr
+    assert not (tmp_path / "demo").exists()

@@ -1,6 +1,6 @@
-"""``vla demo``: collect scripted Lift demos (optionally with nuisance factors randomized per episode) -> fine-tune
-the embedded policy -> evaluate nominal and perturbation factors -> report (table, PNG, mp4s, which factors
-training saw) and how to serve the checkpoint."""
+"""``vla demo``: collect scripted Lift demos (nominal ones, and ones with nuisance factors randomized per episode)
+-> fine-tune the embedded policy -> evaluate nominal and perturbation factors -> report (table, PNG, mp4s, which
+factors training saw) and how to serve the checkpoint."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--randomized-weight", type=float, default=None, metavar="W",
                         help="sampling weight of the randomized demos vs the nominal ones' 1.0 (default: the "
                              "recipe's)")
-    parser.add_argument("--train-minutes", type=float, default=18.0, help="training wall-time budget (default 18)")
+    parser.add_argument("--train-minutes", type=float, default=15.0, help="training wall-time budget (default 15)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-episodes", type=int, default=50, help="nominal eval episodes (default 50)")
@@ -116,7 +116,7 @@ def _demo_sets(args: argparse.Namespace, randomize: list[str]) -> list[tuple[str
     if n_rand < 0 or args.demos < 0 or n_rand + args.demos == 0:
         raise ValueError(f"--demos {args.demos} --randomized-demos {n_rand}: need >= 0 of each and some demos")
     if n_rand and not randomize:
-        raise ValueError(f"--randomized-demos {n_rand}: no --randomize factors to draw (the recipe has none)")
+        raise ValueError(f"--randomized-demos {n_rand}: there are no --randomize factors to draw")
     weight = recipes.DEMO_RANDOMIZED_WEIGHT if args.randomized_weight is None else args.randomized_weight
     if not weight > 0:
         raise ValueError(f"--randomized-weight {weight}: must be > 0")
@@ -213,11 +213,12 @@ def main(args: argparse.Namespace) -> int:
     from sim_eval.evaluate import write_report
     from sim_eval.report import console_table
 
+    cfg, sample_augment, batch_augment, randomize, recipe = _recipe(args)
+    _demo_sets(args, randomize)  # bad demo counts / weights are refused before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    cfg, sample_augment, batch_augment, randomize, recipe = _recipe(args)
 
     t = time.perf_counter()
     sets = _demos(args, randomize)

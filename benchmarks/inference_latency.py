@@ -146,52 +146,10 @@ def gpu_section(repeats: int) -> None:
     if not torch.cuda.is_available():
         print("\n== PaliGemma-3B-sized bf16 on GPU: skipped (no CUDA device on this machine) ==")
         return
-    from transformers import (
-        GemmaConfig,
-        PaliGemmaConfig,
-        PaliGemmaForConditionalGeneration,
-        PaliGemmaProcessor,
-        SiglipImageProcessor,
-        SiglipVisionConfig,
-    )
-
-    from tests.hf_tiny import _fast_tokenizer  # word-level tokenizer; weights are random anyway
+    from gpu_check import SIZES, save_paligemma  # the one PaliGemma-3B-sized builder (benchmarks/gpu_check.py)
 
     with tempfile.TemporaryDirectory() as tmp:
-        tok = _fast_tokenizer(["<image>"], cls_name="GemmaTokenizerFast")
-        processor = PaliGemmaProcessor(
-            image_processor=SiglipImageProcessor(size={"height": 224, "width": 224}, image_seq_length=256),
-            tokenizer=tok,
-        )
-        text = GemmaConfig(
-            vocab_size=257152,
-            hidden_size=2048,
-            intermediate_size=16384,
-            num_hidden_layers=18,
-            num_attention_heads=8,
-            num_key_value_heads=1,
-            head_dim=256,
-        )
-        vision = SiglipVisionConfig(
-            hidden_size=1152,
-            intermediate_size=4304,
-            num_hidden_layers=27,
-            num_attention_heads=16,
-            image_size=224,
-            patch_size=14,
-            projection_dim=2048,
-        )
-        cfg = PaliGemmaConfig(
-            text_config=text.to_dict(),
-            vision_config=vision.to_dict(),
-            projection_dim=2048,
-            image_token_index=tok.convert_tokens_to_ids("<image>"),
-            vocab_size=257152,
-            hidden_size=2048,
-        )
-        with torch.device("cuda"):
-            PaliGemmaForConditionalGeneration(cfg).to(torch.bfloat16).save_pretrained(tmp)
-        processor.save_pretrained(tmp)
+        save_paligemma(Path(tmp), SIZES["full"]["paligemma"], "cuda", torch.bfloat16)
         vcfg = dataclasses.replace(
             default_config(),
             backbone=BackboneConfig(kind="hf", hf_model=tmp, hf_dtype="bfloat16"),

@@ -87,7 +87,8 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--randomize", "none", "--randomized-demos", "5"], "--randomized-demos 5: there are no --randomize factors to draw"),
+    (["--randomize", "none", "--randomized-demos", "5"],
+     "--randomized-demos 5: there are no --randomize factors to draw"),
     (["--randomized-weight", "0"], "--randomized-weight 0.0: must be > 0"),
     (["--demos", "0", "--randomized-demos", "0"], "--demos 0 --randomized-demos 0: need >= 0 of each and some demos"),
 ])

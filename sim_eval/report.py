@@ -134,6 +134,7 @@ def to_markdown(report: dict) -> str:
                      f"{_fmt(r['retention'], pct=False)} | {means} | {failed} |")
     from sim_eval.language_report import language_markdown
 
+    lines += recipe_markdown(meta.get("recipe"), meta.get("training"))
     lines += language_markdown(report.get("language"))
     if report.get("videos"):
         lines += ["", "## Videos", ""] + [f"- [{v}]({v})" for v in report["videos"]]
@@ -143,6 +144,23 @@ def to_markdown(report: dict) -> str:
         lines += ["", "## Retried episodes (their worker died; the rerun's result is counted)", ""] + \
             [f"- {e}" for e in report["retried"][:20]]
     return "\n".join(lines) + "\n"
+
+
+def recipe_markdown(recipe: dict | None, training: dict | None = None) -> list[str]:
+    """How the evaluated policy was trained, when the report says (``vla demo`` does): its demo sets, the nuisance
+    factors its demos randomized and those it never saw (what the table measures out of distribution)."""
+    if not recipe:
+        return []
+    lines = ["", "## Training recipe", ""]
+    lines += [f"- demos `{name}`: {d['episodes']} episodes, sampling weight {d['weight']:g}"
+              for name, d in (recipe.get("demos") or {}).items()]
+    lines += [f"- randomized in training: {', '.join(recipe.get('randomized_in_training') or []) or 'none'}",
+              f"- held out (never in training): {', '.join(recipe.get('held_out') or []) or 'none'}",
+              f"- image encoder {recipe.get('image_encoder', '?')}, augmentation {recipe.get('augment', '?')}"]
+    if training and training.get("steps"):
+        sps = training.get("samples_per_second")
+        lines.append(f"- {training['steps']} training steps" + (f", {sps:.0f} samples/s" if sps else ""))
+    return lines
 
 
 def plot(report: dict, path) -> None:

@@ -61,6 +61,9 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
                                "lift_randomized": {"weight": 1.0, "episodes": 1}}
     assert ("demos: 1 lift_expert (weight 1) + 1 lift_randomized (weight 1); training randomized: lighting@1, "
             "table_color@2; held out (never in training): ") in first.stdout
+    md = (out / "report" / "report.md").read_text().splitlines()  # the Markdown report says it too
+    assert "- randomized in training: lighting@1, table_color@2" in md and "- demos `lift_randomized`: 1 episodes, " \
+        "sampling weight 1" in md and any(x.startswith("- held out (never in training): camera_pose") for x in md)
     episodes = tfds_episodes(out / "data" / "lift_randomized" / "1.0.0")
     assert len(episodes) == 1 and all(set(json.loads(e)) == {"lighting", "table_color"} for e in episodes)
     nominal = json.loads((out / "data" / "lift_expert" / "1.0.0" / "collect_summary.json").read_text())

@@ -87,4 +87,3 @@ def parse_randomize(items: Iterable[str | Randomize], suite: str = "robosuite") 
                              f"{[n for n in GENERIC_FACTORS if n not in REFUSED]}")
         out[r.name] = r
     return tuple(sorted(out.values(), key=lambda r: list(FACTORS).index(r.name)))
-

@@ -126,13 +126,13 @@ def _demo_sets(args: argparse.Namespace, randomize: list[str]) -> list[tuple[str
     return sets + ([(f"{task}_randomized", n_rand, randomize, first, weight)] if n_rand else [])
 
 
-def _demos(args: argparse.Namespace, randomize: list[str]) -> list[tuple[Path, float]]:
-    """Collect (or reuse) each demo set; (RLDS path, sampling weight) per set."""
+def _demos(args: argparse.Namespace, plan: list[tuple[str, int, list[str], int, float]]) -> list[tuple[Path, float]]:
+    """Collect (or reuse) each demo set of :func:`_demo_sets`; (RLDS path, sampling weight) per set."""
     from sim_eval.collect import collect
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(args.out) / "data"
     out = []
-    for name, n, factors, seed, weight in _demo_sets(args, randomize):
+    for name, n, factors, seed, weight in plan:
         existing = data_dir / name / "1.0.0"
         summary_file = existing / "collect_summary.json"
         if summary_file.exists():
@@ -214,14 +214,14 @@ def main(args: argparse.Namespace) -> int:
     from sim_eval.report import console_table
 
     cfg, sample_augment, batch_augment, randomize, recipe = _recipe(args)
-    _demo_sets(args, randomize)  # bad demo counts / weights are refused before anything is written
+    plan = _demo_sets(args, randomize)  # bad demo counts / weights are refused before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
     t = time.perf_counter()
-    sets = _demos(args, randomize)
+    sets = _demos(args, plan)
     timings["collect_s"] = time.perf_counter() - t
     recipe["demos"] = {p.parent.name: {"weight": w, "episodes": json.loads((p / "collect_summary.json").read_text())
                                        ["recorded"]} for p, w in sets}

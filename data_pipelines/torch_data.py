@@ -44,7 +44,8 @@ class VLAIterableDataset:
             raise ValueError("images_for needs in-process loading (num_workers=0): with workers the batch order "
                              "across workers is not the sample order")
         if num_workers > 0:
-            kw.update(prefetch_factor=prefetch_factor, persistent_workers=True)
+            # spawn, not fork: a worker forked after TensorFlow started its threads can abort on an absl mutex
+            kw.update(prefetch_factor=prefetch_factor, persistent_workers=True, multiprocessing_context="spawn")
         return DataLoader(self._ds, batch_size=batch_size, num_workers=num_workers,
                           collate_fn=collate_fn or _as_list, pin_memory=pin_memory, **kw)
 

@@ -19,6 +19,20 @@ from vla.native import preload_triton  # noqa: E402
 preload_triton()
 
 
+def _patient_httpx() -> None:
+    """httpx's module-level calls time out after 5 s; a loopback server on a loaded 2-core CI box can take longer
+    to answer (a real hang still fails, after 60 s). A test that passes its own ``timeout=`` keeps it."""
+    import functools
+
+    import httpx
+
+    for name in ("get", "post", "put", "delete", "request", "stream"):
+        setattr(httpx, name, functools.partial(getattr(httpx, name), timeout=60.0))
+
+
+_patient_httpx()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every dependency the project declares (base + all + dev extras) must be installed: a missing one
     fails the whole run, naming it, instead of letting its tests skip. VLA_ALLOW_MISSING_DEPS=1 opts out."""

@@ -6,6 +6,8 @@
 #   VLA_TORCH_SPEC   torch requirements installed first (default: "torch==2.14.1 torchvision==0.29.1",
 #                    the standard builds, which run on CPU too; set VLA_TORCH_SPEC=skip inside a venv with
 #                    your own CUDA torch + matching torchvision)
+#   VLA_INSTALLER    uv (default; pip-installed into .venv, reads pip's index settings via scripts/uv_args.py)
+#                    or pip
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -15,12 +17,27 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=".venv/.vla-installed"
-want="$(cat pyproject.toml scripts/bootstrap.sh scripts/check_deps.py | sha256sum | cut -c1-16)"
-pip_install() {  # pip's own exit status decides; only its "is ignored" notices are filtered out
+want="$(cat pyproject.toml scripts/bootstrap.sh scripts/check_deps.py scripts/uv_args.py | sha256sum | cut -c1-16)"
+uv_flags=()
+find_uv() {  # uv installs the ~5 GB of wheels in ~1 min where pip takes ~5; pip stays the fallback
+  [ "${VLA_INSTALLER:-uv}" = "pip" ] && return 1
+  [ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q "uv==0.13.9" >/dev/null 2>&1 \
+    || { echo "[bootstrap] uv could not be installed: installing with pip (slower)" >&2; return 1; }
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      env:*) export "${line#env:}" ;;
+      *) uv_flags+=("$line") ;;
+    esac
+  done < <(.venv/bin/python scripts/uv_args.py)
+}
+pip_install() {  # the installer's own exit status decides; pip's "is ignored" notices are filtered out
   local log; log="$(mktemp)"
-  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+  local cmd=(.venv/bin/python -m pip install -q "$@")
+  [ "$use_uv" = 1 ] && cmd=(.venv/bin/uv pip install -q --python .venv/bin/python "${uv_flags[@]}" "$@")
+  if ! "${cmd[@]}" >"$log" 2>&1; then
     grep -v "is ignored" "$log" >&2 || true
-    echo "[bootstrap] FAILED: pip install $*" >&2
+    echo "[bootstrap] FAILED: ${cmd[*]}" >&2
     rm -f "$log"; exit 1
   fi
   grep -v "is ignored" "$log" || true
@@ -29,6 +46,8 @@ pip_install() {  # pip's own exit status decides; only its "is ignored" notices 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing dependencies into .venv (first run takes a few minutes)"
   rm -f "$stamp"
+  use_uv=0
+  if find_uv; then use_uv=1; fi
   spec="${VLA_TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
   if [ "$spec" != "skip" ]; then
     # shellcheck disable=SC2086  # the spec is a list of requirements; pip is a no-op when they are met

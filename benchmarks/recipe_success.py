@@ -1,7 +1,7 @@
 """The ``vla demo`` recipe (scripted demos -> embedded policy fine-tune -> sim eval) on several
 robosuite tasks, nominal success side by side with wall times.
 
-    python benchmarks/recipe_success.py [--tasks Lift Stack PickPlaceCan] [--train-minutes 18] [--episodes 50]
+    python benchmarks/recipe_success.py [--tasks Lift Stack PickPlaceCan] [--train-minutes M] [--episodes 50]
                                         [any other `vla demo` option, e.g. --color-gain 0.4]
 """
 
@@ -22,7 +22,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["Lift", "Stack", "PickPlaceCan"])
     ap.add_argument("--demos", type=int, default=50)
-    ap.add_argument("--train-minutes", type=float, default=18.0)
+    ap.add_argument("--train-minutes", type=float, default=None, help="default: the demo recipe's budget")
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="recipe_success_runs")
@@ -49,13 +49,12 @@ def main() -> None:
                 str(out),
                 "--demos",
                 str(args.demos),
-                "--train-minutes",
-                str(args.train_minutes),
                 "--eval-episodes",
                 str(args.episodes),
                 "--factors",
                 "--workers",
                 str(args.workers),
+                *([] if args.train_minutes is None else ["--train-minutes", str(args.train_minutes)]),
                 *extra,
             ],
             env=env,

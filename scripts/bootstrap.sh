@@ -23,13 +23,15 @@ find_uv() {  # uv installs the ~5 GB of wheels in ~1 min where pip takes ~5; pip
   [ "${VLA_INSTALLER:-uv}" = "pip" ] && return 1
   [ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q "uv==0.13.9" >/dev/null 2>&1 \
     || { echo "[bootstrap] uv could not be installed: installing with pip (slower)" >&2; return 1; }
-  local line
+  local line flags
+  flags="$(.venv/bin/python scripts/uv_args.py)" \
+    || { echo "[bootstrap] pip's settings could not be read for uv: installing with pip (slower)" >&2; return 1; }
   while IFS= read -r line; do
     case "$line" in
       env:*) export "${line#env:}" ;;
       *) uv_flags+=("$line") ;;
     esac
-  done < <(.venv/bin/python scripts/uv_args.py)
+  done <<< "$flags"
 }
 pip_install() {  # the installer's own exit status decides; pip's "is ignored" notices are filtered out
   local log; log="$(mktemp)"

@@ -4,7 +4,7 @@
 
 uv does not read pip.conf or ``PIP_*`` variables; ``scripts/bootstrap.sh`` installs with uv (the
 demo's and CI's install drops from ~5 min to ~1 min) and must see the same package sources pip would:
-index-url, extra-index-url, find-links and constraint files from ``pip config list`` (files and
+index-url, extra-index-url, no-index, find-links and constraint files from ``pip config list`` (files and
 environment alike). ``--index-strategy unsafe-best-match`` keeps pip's semantics of taking the best
 version across all indexes, and a configured ``cert`` becomes ``SSL_CERT_FILE`` (printed as ``env:``).
 """
@@ -49,6 +49,8 @@ def uv_args(conf: dict[str, list[str]]) -> list[str]:
             values = values[-1:]  # one primary index; pip lets the last setting win too
         for v in values:
             args += [flag, v]
+    if conf.get("no-index", ["false"])[-1].lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
     if conf.get("cert"):
         args.append(f"env:SSL_CERT_FILE={conf['cert'][-1]}")
     return args

@@ -50,7 +50,7 @@ def test_uv_gets_the_package_sources_pip_is_configured_with(tmp_path):
                     "extra-index-url = file:///srv/a/simple file:///srv/b/simple\n"
                     "[install]\nconstraint = /srv/pins.txt\ncert = /srv/ca.pem\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=str(conf), PIP_FIND_LINKS="/srv/wheels", HOME=str(tmp_path),
+    env.update(PIP_CONFIG_FILE=str(conf), PIP_FIND_LINKS="/srv/wheels", PIP_NO_INDEX="1", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path), XDG_CONFIG_DIRS=str(tmp_path))
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "uv_args.py")], capture_output=True, text=True,
                          env=env, timeout=120)
@@ -61,4 +61,4 @@ def test_uv_gets_the_package_sources_pip_is_configured_with(tmp_path):
                  ("--extra-index-url", "file:///srv/a/simple"), ("--extra-index-url", "file:///srv/b/simple"),
                  ("--find-links", "/srv/wheels"), ("--constraint", "/srv/pins.txt")]:
         assert pair in pairs, (pair, lines)
-    assert lines.count("--index-url") == 1 and "env:SSL_CERT_FILE=/srv/ca.pem" in lines
+    assert lines.count("--index-url") == 1 and "env:SSL_CERT_FILE=/srv/ca.pem" in lines and "--no-index" in lines

@@ -33,29 +33,42 @@ find_uv() {  # uv installs the ~5 GB of wheels in ~1 min where pip takes ~5; pip
     esac
   done <<< "$flags"
 }
-pip_install() {  # the installer's own exit status decides; pip's "is ignored" notices are filtered out
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$root/.venv/.uv-cache}"  # beside the venv: uv hardlinks, one copy on disk
+run_installer() {  # the installer's own exit status decides; pip's "is ignored" notices are filtered out
   local log; log="$(mktemp)"
-  local cmd=(.venv/bin/python -m pip install -q "$@")
-  [ "$use_uv" = 1 ] && cmd=(.venv/bin/uv pip install -q --python .venv/bin/python "${uv_flags[@]}" "$@")
-  if ! "${cmd[@]}" >"$log" 2>&1; then
-    grep -v "is ignored" "$log" >&2 || true
-    echo "[bootstrap] FAILED: ${cmd[*]}" >&2
-    rm -f "$log"; exit 1
-  fi
-  grep -v "is ignored" "$log" || true
+  local rc=0
+  "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" = 0 ]; then grep -v "is ignored" "$log" || true; else grep -v "is ignored" "$log" >&2 || true; fi
   rm -f "$log"
+  return "$rc"
 }
+install_pkgs() {  # uv first; when uv fails (full disk, odd index), its cache goes and pip retries, said so
+  local pip_cmd=(.venv/bin/python -m pip install -q "$@")
+  if [ "$use_uv" = 1 ]; then
+    local uv_cmd=(.venv/bin/uv pip install -q --python .venv/bin/python "${uv_flags[@]}" "$@")
+    run_installer "${uv_cmd[@]}" && return 0
+    echo "[bootstrap] uv failed (above): clearing its cache and retrying with pip: ${pip_cmd[*]}" >&2
+    rm -rf "$UV_CACHE_DIR"
+    use_uv=0
+  fi
+  run_installer "${pip_cmd[@]}" && return 0
+  echo "[bootstrap] FAILED: ${pip_cmd[*]} ($(free_gb) GB free in $root/.venv)" >&2
+  exit 1
+}
+free_gb() { df -Pk "$root/.venv" | awk 'NR==2 {printf "%.1f", $4 / 1048576}'; }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing dependencies into .venv (first run takes a few minutes)"
   rm -f "$stamp"
   use_uv=0
   if find_uv; then use_uv=1; fi
+  awk -v f="$(free_gb)" 'BEGIN { exit !(f < 7) }' \
+    && echo "[bootstrap] warning: $(free_gb) GB free in $root/.venv; torch + torchvision need ~6 GB" >&2
   spec="${VLA_TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
   if [ "$spec" != "skip" ]; then
     # shellcheck disable=SC2086  # the spec is a list of requirements; pip is a no-op when they are met
-    pip_install $spec
+    install_pkgs $spec
   fi
-  pip_install -e ".[all,dev]"
+  install_pkgs -e ".[all,dev]"
   .venv/bin/python -c 'import numpy; assert numpy.__version__.startswith("1."), f"numpy {numpy.__version__}: need <2"' \
     || { echo "[bootstrap] FAILED: numpy must stay < 2" >&2; exit 1; }
   .venv/bin/python scripts/check_deps.py --extras all,dev --import \

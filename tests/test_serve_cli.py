@@ -29,11 +29,10 @@ def _vla(*args: str, **kw) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from vla.config import tiny_config
-    from vla.policy import VLAPolicy
+    from tests.vla_helpers import toy_tiny_policy
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0).save_pretrained(path)
+    toy_tiny_policy().save_pretrained(path)
     return path
 
 

@@ -14,8 +14,8 @@ import torch
 from serve.client import RemotePolicy
 from serve.server import running_server
 from serve.toy_policy import toy_embodiments, toy_observation
+from tests.vla_helpers import toy_tiny_policy
 from vla.adapters import AdapterSet
-from vla.config import tiny_config
 from vla.policy import VLAPolicy
 
 ATOL = 1e-4
@@ -24,9 +24,8 @@ ATOL = 1e-4
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """(base dir, dir with a LoRA adapter for toy_joint): same base weights, adapter weights non-zero."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("lora")
-    policy = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0)
+    policy = toy_tiny_policy()
     policy.save_pretrained(root / "base")
     policy.adapters = AdapterSet(policy.model)
     policy.adapters.add("toy_joint", rank=4, alpha=8)

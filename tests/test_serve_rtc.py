@@ -18,6 +18,7 @@ from serve import wire
 from serve.client import RemotePolicy
 from serve.server import running_server
 from serve.toy_policy import ToyPolicy, toy_embodiments, toy_observation
+from tests.vla_helpers import toy_tiny_policy
 from vla.types import InvalidObservationError
 
 ATOL = 1e-4
@@ -25,19 +26,7 @@ ATOL = 1e-4
 
 @pytest.fixture(scope="module")
 def policy():
-    import torch
-
-    from vla.config import tiny_config
-    from vla.policy import VLAPolicy
-
-    torch.set_num_threads(1)
-    pol = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=0)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # zero-initialized output layers would make every answer the same
-        for p in pol.model.parameters():
-            if p.dim() > 1 and not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return pol
+    return toy_tiny_policy(wake_zero_layers=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,26 +15,12 @@ from serve.server import running_server
 from serve.speedups import SpeedupConfig, apply_speedups
 from serve.toy_policy import toy_embodiments, toy_observation
 from tests.test_serve_cli import _free_port, _vla, _wait_up
-
-
-def _trained_like(seed: int = 0):
-    """tiny_config with every weight random (the zero-initialised adaLN/output layers would make the expert a
-    no-op at init, and any speed-up trivially 'exact')."""
-    from vla.config import tiny_config
-    from vla.policy import VLAPolicy
-
-    torch.manual_seed(seed)
-    policy = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)
-    with torch.no_grad():
-        for p in policy.model.expert.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return policy
+from tests.vla_helpers import toy_tiny_policy
 
 
 @pytest.fixture(scope="module")
 def reference():
-    torch.set_num_threads(1)
-    return _trained_like()
+    return toy_tiny_policy(wake_zero_layers=True)
 
 
 def _obs(seed: int, prompt: str):

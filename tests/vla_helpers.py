@@ -27,8 +27,12 @@ def observation(seed: int = 0, size: int = 84, prompt: str = "lift the red cube"
     }
 
 
-def toy_tiny_policy(seed: int = 0):
-    """A tiny random VLAPolicy over the serve toy embodiments, on one torch thread (the serve tests' model)."""
+def toy_tiny_policy(seed: int = 0, *, wake_zero_layers: bool = False):
+    """A tiny random VLAPolicy over the serve toy embodiments, on one torch thread (the serve tests' model).
+
+    ``wake_zero_layers`` gives every all-zero weight matrix (the zero-initialised adaLN/output layers) seeded
+    N(0, 0.05²) entries: at init they make the expert's answer ignore its input, so an inexact speed-up or a
+    prefix-conditioned sampler would look 'exact'."""
     import torch
 
     from serve.toy_policy import toy_embodiments
@@ -36,4 +40,11 @@ def toy_tiny_policy(seed: int = 0):
     from vla.policy import VLAPolicy
 
     torch.set_num_threads(1)
-    return VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)
+    policy = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)
+    if wake_zero_layers:
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in policy.model.parameters():
+                if p.dim() > 1 and not p.any():
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return policy

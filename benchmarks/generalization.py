@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "timm": ([*TIMM, "--augment", "none"], "nominal"),
     "timm+rand": ([*TIMM, "--augment", "none"], "rand"),
     "timm+mix": ([*TIMM, "--augment", "none"], "mix"),
+    "timm+mix+film": ([*TIMM, "--augment", "none", "--image-film", "on"], "mix"),
     "timm+rand+aug": ([*TIMM, "--augment", "strong"], "rand"),
 }
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> None:
     if args.variant not in VARIANTS:
         sys.exit(f"unknown variant {args.variant!r}; choose from {sorted(VARIANTS)}")
     flags, demos = VARIANTS[args.variant]
+    flags = flags if "--image-film" in flags else [*flags, "--image-film", "off"]  # a variant names its recipe
     out = Path(args.out) / args.task / args.variant
     cmd = [sys.executable, "-m", "vla.cli", "demo", "--task", args.task, "--out", str(out),
            "--data-dir", str(Path(args.out) / args.task / f"data-{demos}"), *demo_flags(demos, args.demos),

@@ -45,12 +45,13 @@ def _collect(tasks: list[str], demos: int, data_dir: Path, args) -> tuple[list[s
     return paths, time.perf_counter() - t0
 
 
-def _config(lm: str, image_size: int, encoder: str):
+def _config(lm: str, image_size: int, encoder: str, film: bool):
     from finetune import recipes
 
     cfg = recipes.demo_config().replace(image_size=(image_size, image_size))
     if encoder != "conv":
         cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder))
+    cfg = cfg.replace(backbone=dataclasses.replace(cfg.backbone, image_film=film))
     if lm == "frozen":
         return cfg, ()
     if lm != "top2":
@@ -66,7 +67,7 @@ def _train(paths: list[str], weights: list[float], out: Path, lm: str, args):
     from finetune.launch import train_processes
     from vla.policy import VLAPolicy
 
-    cfg, freeze = _config(lm, args.image_size, args.image_encoder)
+    cfg, freeze = _config(lm, args.image_size, args.image_encoder, args.image_film == "on")
     augment = recipes.demo_augment() if args.augment == "sample" else None
     data = PipelineConfig(datasets=tuple(DatasetConfig(p, weight=w) for p, w in zip(paths, weights)), horizon=16,
                           image_size=cfg.image_size, seed=0, buffer_episodes=16, augment=augment, cache_mb=2048)
@@ -133,6 +134,8 @@ def main() -> None:
                     help="default: the demo recipe's (finetune.recipes.DEMO_IMAGE_ENCODER)")
     ap.add_argument("--augment", default=None, choices=("sample", "none"),
                     help="per-sample train augmentation (default: the demo recipe's)")
+    ap.add_argument("--image-film", default=None, choices=("on", "off"),
+                    help="FiLM the image features with the instruction (default: the demo recipe's)")
     ap.add_argument("--train-processes", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=84)
@@ -146,6 +149,8 @@ def main() -> None:
 
     args.image_encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
     args.augment = args.augment or ("sample" if recipes.DEMO_AUGMENT == "sample" else "none")
+    args.image_film = args.image_film or ("on" if recipes.DEMO_IMAGE_FILM else "off")
+    film = "_film" if args.image_film == "on" else ""
 
     out = Path(args.out)
     plans = []
@@ -163,14 +168,15 @@ def main() -> None:
     for name, tasks, demos, weights, episodes in plans:
         paths, t_collect = _collect(tasks, demos, out / "data", args)
         for lm in args.lm:
-            res, t_train = _train(paths, weights, out / f"{name}_{lm}" / "train", lm, args)
-            rep, t_eval = _evaluate(str(res.policy_dir), tasks, episodes, out / f"{name}_{lm}" / "report", args)
+            res, t_train = _train(paths, weights, out / f"{name}_{lm}{film}" / "train", lm, args)
+            rep, t_eval = _evaluate(str(res.policy_dir), tasks, episodes, out / f"{name}_{lm}{film}" / "report", args)
             times = {"collect": t_collect, "train": t_train, "eval": t_eval}
             _print(name, lm, rep, times, res)
-            summary.append({"suite": name, "lm": lm, "times_s": times, "steps": res.step,
-                            "overall": rep["summary"]["overall"], "language": rep["language"]})
-    (out / "language_summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n[language] summary: {out / 'language_summary.json'}; reports: {out}/<suite>_<lm>/report/report.md")
+            summary.append({"suite": name, "lm": lm, "image_film": args.image_film == "on", "times_s": times,
+                            "steps": res.step, "overall": rep["summary"]["overall"], "language": rep["language"]})
+    (out / f"language_summary{film}.json").write_text(json.dumps(summary, indent=2))
+    print(f"\n[language] summary: {out / f'language_summary{film}.json'}; "
+          f"reports: {out}/<suite>_<lm>{film}/report/report.md")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ DEMO_RANDOMIZED_DEMOS = 100  # demos with those draws, collected beside the nomi
 DEMO_RANDOMIZED_WEIGHT = 1.0  # their sampling share vs the nominal demos' 1.0
 DEMO_AUGMENT = "none"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "timm:efficientnet_lite0"  # or "conv" (trained from scratch); timm ones via timm_backbone
+DEMO_IMAGE_FILM = False  # FiLM the image features with the instruction (BackboneConfig.image_film)
 
 
 def timm_backbone(backbone: BackboneConfig, encoder: str, stage: int = 2, freeze: str = "all") -> BackboneConfig:

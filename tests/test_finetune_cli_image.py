@@ -1,5 +1,5 @@
-"""``vla finetune --image-encoder/--image-weights/--image-stage/--image-freeze``: wired into the new model's
-config; misuse fails with one clear line."""
+"""``vla finetune --image-encoder/--image-weights/--image-stage/--image-freeze/--image-film``: wired into the new
+model's config; misuse fails with one clear line."""
 
 import argparse
 
@@ -28,13 +28,14 @@ def test_flags_reach_the_model_config(setup, tmp_path):
     add_arguments(parser)
     args = parser.parse_args(["--preset", "tiny", "--data", str(cart), "--out", str(tmp_path), "--image-encoder",
                               "timm:efficientnet_lite0", "--image-stage", "2", "--image-freeze", "stages:1",
-                              "--image-weights", "none"])
+                              "--image-weights", "none", "--image-film"])
     policy, _, _ = build(args)
     b = policy.config.backbone
-    assert (b.image_encoder, b.image_stage, b.image_freeze, b.image_weights) == (
-        "timm:efficientnet_lite0", 2, "stages:1", "none")
+    assert (b.image_encoder, b.image_stage, b.image_freeze, b.image_weights, b.image_film) == (
+        "timm:efficientnet_lite0", 2, "stages:1", "none", True)
     enc = policy.model.backbone.image_encoder
     assert enc.features.__self__ is enc and len(enc.trunk.blocks) == 3 and enc.num_frozen_steps == 4
+    assert enc.film is not None and enc.film.mix.in_channels == 40  # Lite0's stage-2 channels
 
 
 @pytest.mark.parametrize("flags, expected", [

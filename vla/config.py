@@ -27,6 +27,9 @@ class BackboneConfig:
     image_weights: str | None = None
     image_freeze: str = "none"  # timm only: "none" | "all" | "stages:K" (stem + stages 0..K frozen: no_grad, BN eval)
     fuse_images_in_lm: bool = True  # image tokens run through MiniLM with the text (else only text does)
+    # FiLM the image feature map with the instruction's sentence embedding (RT-1 style), so keypoints and grid tokens
+    # can follow the object the instruction names rather than whatever stands out
+    image_film: bool = False
     max_prompt_tokens: int = 24
     # hf
     hf_model: str | None = None
@@ -81,6 +84,9 @@ class VLAConfig:
             raise ValueError(f"backbone.kind must be 'embedded' or 'hf'; got {self.backbone.kind!r}")
         if self.backbone.kind == "hf" and not self.backbone.hf_model:
             raise ValueError("backbone.kind='hf' needs backbone.hf_model (hub id or local path)")
+        if self.backbone.kind == "hf" and self.backbone.image_film:
+            raise ValueError("backbone.image_film conditions the embedded backbone's image encoder; an hf VLM "
+                             "already mixes image and text tokens in its own layers")
         _check_image_encoder(self.backbone)
         if self.head.kind not in ("flow", "ddim"):
             raise ValueError(f"head.kind must be 'flow' or 'ddim'; got {self.head.kind!r}")

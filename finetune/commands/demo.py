@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
                         help="image encoder (default: the recipe's); timm encoders use the recipe's stage and "
                              "freezing (finetune.recipes.timm_backbone) and their packaged/random weights")
+    parser.add_argument("--image-film", default=None, choices=("on", "off"),
+                        help="condition the image features on the instruction (FiLM; default: the recipe's)")
     parser.add_argument("--data-dir", default=None,
                         help="where demos are collected / reused (default OUT/data); variants that collect the "
                              "same way can share one")
@@ -91,6 +93,8 @@ def _recipe(args: argparse.Namespace):
     encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
     if encoder != "conv":
         cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder))
+    film = recipes.DEMO_IMAGE_FILM if args.image_film is None else args.image_film == "on"
+    cfg = cfg.replace(backbone=dataclasses.replace(cfg.backbone, image_film=film))
     augment = args.augment or recipes.DEMO_AUGMENT
     sample_augment = recipes.demo_augment() if augment == "sample" else None
     if sample_augment is not None and args.color_gain is not None:
@@ -100,7 +104,7 @@ def _recipe(args: argparse.Namespace):
         randomize = []
     randomize = [r.label for r in parse_randomize(randomize, task_info(args.task).suite)]
     seen = sorted({r.split("@")[0] for r in randomize})
-    recipe = {"image_encoder": encoder, "augment": augment, "randomized_in_training": randomize,
+    recipe = {"image_encoder": encoder, "image_film": film, "augment": augment, "randomized_in_training": randomize,
               "held_out": [f for f in FACTORS if f not in seen]}
     return cfg, sample_augment, preset(augment) if augment != "sample" else None, randomize, recipe
 
@@ -169,6 +173,7 @@ def _train(args: argparse.Namespace, sets: list[tuple[Path, float]], cfg, sample
     b = cfg.backbone
     encoder = f"{b.image_channels} conv" if b.image_encoder == "conv" else \
         f"{b.image_encoder} (stage {b.image_stage}, freeze {b.image_freeze})"
+    encoder += ", FiLM-conditioned on the instruction" if b.image_film else ""
     print(f"[demo] 2/4 fine-tuning the embedded policy ({encoder} image encoders, expert {cfg.expert.width}x"
           f"{cfg.expert.depth}, frozen MiniLM-L6 instruction features) for {budget / 60:.0f} min")
     procs = args.train_processes or (2 if (os.cpu_count() or 1) >= 2 else 1)
@@ -261,4 +266,5 @@ def recipe_line(recipe: dict) -> str:
                        for name, d in recipe.get("demos", {}).items()) or "?"
     return (f"demos: {demos}; training randomized: {seen}; held out (never in training): "
             f"{', '.join(recipe['held_out'])}; "
-            f"image encoder {recipe['image_encoder']}, augmentation {recipe['augment']}")
+            f"image encoder {recipe['image_encoder']}{' + FiLM' if recipe.get('image_film') else ''}, "
+            f"augmentation {recipe['augment']}")

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timm encoder: cut after feature stage N (later stages are not built)")
     parser.add_argument("--image-freeze", default=None, metavar="none|all|stages:K",
                         help="timm encoder: freeze nothing, the whole trunk, or the stem + stages 0..K")
+    parser.add_argument("--image-film", action="store_const", const=True, default=None,
+                        help="condition the image features on the instruction (FiLM, RT-1 style), so the policy can "
+                             "find the object the instruction names; new embedded models only")
     parser.add_argument("--feature-cache-mb", type=float, default=0.0, metavar="MB",
                         help="timm encoder with frozen layers: memoize their output per frame (up to MB per process), "
                              "so after the first epoch a frozen trunk costs about nothing; only pays with --augment "
@@ -160,7 +163,8 @@ def _embodiments(data, datasets) -> dict:
 
 
 IMAGE_FLAGS = {"image_encoder": "--image-encoder", "image_weights": "--image-weights", "image_stage": "--image-stage",
-               "image_freeze": "--image-freeze"}
+               "image_freeze": "--image-freeze", "image_film": "--image-film"}
+TIMM_ONLY_FLAGS = ("image_weights", "image_stage", "image_freeze")
 
 
 def _image_flags(args: argparse.Namespace) -> dict:
@@ -177,8 +181,9 @@ def _with_image_encoder(cfg, args: argparse.Namespace):
     if cfg.backbone.kind != "embedded":
         raise ValueError(f"{', '.join(IMAGE_FLAGS[f] for f in changes)}: only for the embedded backbone "
                          "(--base embedded), not an hf: VLM")
-    if "image_encoder" not in changes and cfg.backbone.image_encoder == "conv":
-        raise ValueError(f"{', '.join(IMAGE_FLAGS[f] for f in changes)}: need --image-encoder timm:<name>")
+    timm_only = [IMAGE_FLAGS[f] for f in changes if f in TIMM_ONLY_FLAGS]
+    if timm_only and "image_encoder" not in changes and cfg.backbone.image_encoder == "conv":
+        raise ValueError(f"{', '.join(timm_only)}: need --image-encoder timm:<name>")
     try:
         return cfg.replace(backbone=dataclasses.replace(cfg.backbone, **changes))
     except ValueError as e:

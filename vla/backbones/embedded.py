@@ -49,14 +49,34 @@ class SpatialSoftmax(nn.Module):
         return attn @ coords
 
 
+class InstructionFiLM(nn.Module):
+    """Feature-wise modulation of an image feature map by the instruction (FiLM, Perez et al. 2018; RT-1
+    conditions its EfficientNet this way): ``x + GELU(mix(x) * (1 + gamma) + beta)`` with (gamma, beta)
+    linear in the pooled sentence embedding and zero at init. A per-instruction gate on the channels lets the
+    keypoints after it find *the named* object instead of the most salient one."""
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.mix = nn.Conv2d(channels, channels, 1)
+        self.to_scale_shift = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.to_scale_shift.weight)
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """float[B, C, H, W], float[B, cond_dim] -> float[B, C, H, W]."""
+        gamma, beta = self.to_scale_shift(cond)[:, :, None, None].chunk(2, dim=1)
+        return x + F.gelu(self.mix(x) * (1.0 + gamma) + beta)
+
+
 class GridTokens(nn.Module):
     """The token head shared by the image encoders: a feature map float[B, C, H, W] is grid-pooled to
     ``grid x grid`` tokens (+ a learned position each) projected to ``out_dim``, plus (with ``keypoints > 0``)
     one token holding that many spatial-softmax keypoints. Its parameters sit on the encoder itself
     (``pos``, ``proj``, ``keypoints``, ``keypoint_proj``), the names checkpoints of the conv encoder use."""
 
-    def _init_tokens(self, channels: int, grid: int, out_dim: int, keypoints: int) -> None:
+    def _init_tokens(self, channels: int, grid: int, out_dim: int, keypoints: int, film: bool = False) -> None:
         self.grid = grid
+        self.film = InstructionFiLM(channels, out_dim) if film else None  # the sentence embedding has out_dim
         self.pos = nn.Parameter(torch.zeros(grid * grid, channels))
         self.proj = nn.Linear(channels, out_dim)
         self.keypoints = SpatialSoftmax(channels, keypoints) if keypoints > 0 else None
@@ -70,8 +90,12 @@ class GridTokens(nn.Module):
     def _normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(-self.mean / self.std, images_uint8.float(), 1.0 / (255.0 * self.std))  # (x/255-m)/s
 
-    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """float[B, C, H, W] -> float[B, tokens_per_image, out_dim]."""
+    def _tokens(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """float[B, C, H, W] (+ the instruction embedding float[B, out_dim] with FiLM) -> float[B, tokens, out_dim]."""
+        if self.film is not None:
+            if cond is None:
+                raise ValueError("this image encoder is FiLM-conditioned (image_film): pass the instruction embedding")
+            x = self.film(x, cond)
         tokens = self.proj(F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2) + self.pos)  # [B, g*g, D]
         if self.keypoints is None:
             return tokens
@@ -84,7 +108,8 @@ class ConvImageEncoder(GridTokens):
 
     ``stem > 1`` makes the first stage a patchify conv (kernel = stride = ``stem``)."""
 
-    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int, stem: int = 1, keypoints: int = 0):
+    def __init__(self, channels: tuple[int, ...], grid: int, out_dim: int, stem: int = 1, keypoints: int = 0,
+                 film: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
@@ -93,19 +118,20 @@ class ConvImageEncoder(GridTokens):
             layers += [conv, nn.GroupNorm(min(8, c), c), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
-        self._init_tokens(c_in, grid, out_dim, keypoints)
+        self._init_tokens(c_in, grid, out_dim, keypoints, film)
         self._set_normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
-    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8[B, 3, H, W] -> float[B, tokens_per_image, out_dim]."""
-        return self._tokens(self.convs(self._normalize(images_uint8)))
+    def forward(self, images_uint8: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8[B, 3, H, W] (+ instruction embedding float[B, out_dim]) -> float[B, tokens_per_image, out_dim]."""
+        return self._tokens(self.convs(self._normalize(images_uint8)), cond)
 
 
 def build_image_encoder(config: VLAConfig, out_dim: int) -> nn.Module:
     """The image encoder ``config.backbone.image_encoder`` names: ``conv`` or ``timm:<model name>``."""
     bcfg = config.backbone
     if bcfg.image_encoder == "conv":
-        return ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, out_dim, bcfg.image_stem, bcfg.image_keypoints)
+        return ConvImageEncoder(bcfg.image_channels, bcfg.image_grid, out_dim, bcfg.image_stem, bcfg.image_keypoints,
+                                bcfg.image_film)
     from vla.backbones.timm_encoder import TimmImageEncoder
 
     return TimmImageEncoder(bcfg, out_dim)
@@ -172,10 +198,13 @@ class EmbeddedBackbone(nn.Module):
             mask[row, : len(seq)] = True
         return input_ids.to(device), mask.to(device)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8[B, N, 3, H, W] -> float[B, N * g*g, D] with a per-camera embedding added."""
+    def encode_images(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8[B, N, 3, H, W] (+ instruction embedding float[B, D] for FiLM) -> float[B, N * g*g, D] with a
+        per-camera embedding added."""
         b, n = images.shape[:2]
-        tokens = self.image_encoder(images.flatten(0, 1))  # [B*N, g*g, D]
+        if cond is not None:
+            cond = cond[:, None].expand(b, n, cond.shape[-1]).flatten(0, 1)
+        tokens = self.image_encoder(images.flatten(0, 1), cond)  # [B*N, g*g, D]
         tokens = tokens.view(b, n, -1, self.hidden_size) + self.camera_embed[:n, None, :]
         return tokens.flatten(1, 2)
 
@@ -183,10 +212,17 @@ class EmbeddedBackbone(nn.Module):
         out = self.lm(inputs_embeds=embeds, attention_mask=mask.long())
         return out.last_hidden_state
 
+    def instruction_embedding(self, prompts: list[str], device: torch.device) -> torch.Tensor:
+        """float[B, D]: the mean of MiniLM's token states over each prompt (its sentence-embedding pooling)."""
+        text, mask = self.encode_text(prompts, device)
+        weights = mask.to(text.dtype)[..., None]
+        return (text * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
     def forward(self, images: torch.Tensor, image_mask: torch.Tensor, prompts: list[str]):
         device = images.device
         tokens_per_cam = self.image_encoder.tokens_per_image
-        img_tokens = self.encode_images(images)
+        film = self.config.backbone.image_film
+        img_tokens = self.encode_images(images, self.instruction_embedding(prompts, device) if film else None)
         img_mask = image_mask.repeat_interleave(tokens_per_cam, dim=1)
         if self.config.backbone.fuse_images_in_lm:
             input_ids, text_mask = self.tokenize(prompts, device)

@@ -86,7 +86,7 @@ class TimmImageEncoder(GridTokens):
             module.requires_grad_(False)
         cfg = self.trunk.pretrained_cfg
         self._set_normalization(cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225)))
-        self._init_tokens(info.channels()[-1], bcfg.image_grid, out_dim, bcfg.image_keypoints)
+        self._init_tokens(info.channels()[-1], bcfg.image_grid, out_dim, bcfg.image_keypoints, bcfg.image_film)
 
     def _frozen_steps(self, freeze: int | str, info) -> int:
         """How many leading steps are frozen (the stem and stages 0..K for ``stages:K``)."""
@@ -155,5 +155,6 @@ class TimmImageEncoder(GridTokens):
             x = module(x)
         return x
 
-    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        return self._tokens(self.features(images_uint8))
+    def forward(self, images_uint8: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8[B, 3, H, W] (+ instruction embedding float[B, out_dim] with FiLM) -> float[B, tokens, out_dim]."""
+        return self._tokens(self.features(images_uint8), cond)

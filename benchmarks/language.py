@@ -2,12 +2,13 @@
 Meta-World MT10, each evaluated with per-instruction success, wrong-object rate, held-out paraphrase retention
 and the instruction ablation (empty / mismatched prompt on the same seeds), with wall times.
 
-    python benchmarks/language.py [--suites language mt10] [--language-tasks LiftColor] [--demos 60]
+    python benchmarks/language.py [--suites language mt10] [--language-tasks LiftColor] [--demos 150]
                                   [--mt10-demos 20] [--train-minutes 20]
                                   [--episodes 150] [--mt10-episodes 20] [--lm frozen top2] [--out language_runs]
 
 The image side is the demo recipe's (``--image-encoder``, ``--augment``; a frozen timm encoder's features are cached
-per frame while training), trained by ``--train-processes`` (default 2) data-parallel processes.
+per frame while training) with the instruction FiLM-ing the image features (``--image-film``), trained by
+``--train-processes`` (default 2) data-parallel processes.
 ``--lm``: ``frozen`` = the demo recipe (MiniLM-L6 frozen, instruction features cached per prompt);
 ``top2`` = MiniLM's top 2 layers train (no cache; embeddings and layers 0-3 stay frozen). A quick check of
 the whole path: ``--demos 3 --mt10-demos 1 --mt10-tasks reach-v3 push-v3 --train-minutes 1 --episodes 3``.
@@ -119,7 +120,8 @@ def _print(name: str, lm: str, rep: dict, times: dict, res) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", nargs="+", default=["language", "mt10"], choices=("language", "mt10"))
-    ap.add_argument("--demos", type=int, default=60, help="demos per language task (default 60)")
+    ap.add_argument("--demos", type=int, default=150, help="demos per language task (default 150; with 60 "
+                    "LiftColor stays near 7 %%)")
     ap.add_argument("--mt10-demos", type=int, default=20, help="demos per MT10 task (default 20)")
     ap.add_argument("--mt10-tasks", nargs="+", default=None, help="a subset of MT10 (default all 10)")
     ap.add_argument("--weights", nargs=2, type=float, default=[2.0, 1.0], metavar=("LIFTCOLOR", "PICKPLACEONE"),
@@ -134,8 +136,9 @@ def main() -> None:
                     help="default: the demo recipe's (finetune.recipes.DEMO_IMAGE_ENCODER)")
     ap.add_argument("--augment", default=None, choices=("sample", "none"),
                     help="per-sample train augmentation (default: the demo recipe's)")
-    ap.add_argument("--image-film", default=None, choices=("on", "off"),
-                    help="FiLM the image features with the instruction (default: the demo recipe's)")
+    ap.add_argument("--image-film", default="on", choices=("on", "off"),
+                    help="FiLM the image features with the instruction (default on: with 150 LiftColor demos and "
+                         "15 min it lifts the named cube in 55 %% of episodes, without FiLM 8.3 %%, a random cube)")
     ap.add_argument("--train-processes", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=84)
@@ -149,7 +152,6 @@ def main() -> None:
 
     args.image_encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
     args.augment = args.augment or ("sample" if recipes.DEMO_AUGMENT == "sample" else "none")
-    args.image_film = args.image_film or ("on" if recipes.DEMO_IMAGE_FILM else "off")
     film = "_film" if args.image_film == "on" else ""
 
     out = Path(args.out)

@@ -88,3 +88,26 @@ def test_film_learns_to_find_the_named_object():
     # without FiLM the tokens are the same for both prompts: at best it points between the two squares
     plain, film = _locate_error(False), _locate_error(True)
     assert film < 0.5 * plain and film < 0.25, (film, plain)
+
+
+def test_a_film_checkpoint_reloads_with_its_conditioning(tmp_path):
+    import numpy as np
+
+    from tests.finetune_helpers import toy_spec
+    from tests.vla_helpers import wake_zero_layers_of
+    from vla.policy import VLAPolicy
+
+    cfg = tiny_config()
+    policy = VLAPolicy.create(cfg.replace(backbone=dataclasses.replace(cfg.backbone, image_film=True)),
+                              [toy_spec("toy_arm")], seed=0)
+    wake_zero_layers_of(policy.model)  # incl. FiLM's zero-initialised projection: the prompt must matter
+    loaded = VLAPolicy.from_pretrained(policy.save_pretrained(tmp_path / "ckpt"))
+    assert loaded.config.backbone.image_film
+    spec = policy.spec("toy_arm")
+    rng = np.random.default_rng(0)
+    images = {c: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for c in spec.cameras}
+    obs = [{"images": images, "state": np.zeros(spec.state_dim, np.float32), "prompt": p}
+           for p in ("lift the red cube", "lift the blue cube")]
+    before, after = policy.predict(obs, seed=0), loaded.predict(obs, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert not np.allclose(before[0], before[1])  # same images and noise, another instruction: another chunk

@@ -42,9 +42,16 @@ def toy_tiny_policy(seed: int = 0, *, wake_zero_layers: bool = False):
     torch.set_num_threads(1)
     policy = VLAPolicy.create(tiny_config(), embodiments=toy_embodiments(), seed=seed)
     if wake_zero_layers:
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in policy.model.parameters():
-                if p.dim() > 1 and not p.any():
-                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+        wake_zero_layers_of(policy.model, seed)
     return policy
+
+
+def wake_zero_layers_of(model, seed: int = 0) -> None:
+    """Give every all-zero weight matrix of ``model`` seeded N(0, 0.05²) entries (see :func:`toy_tiny_policy`)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)

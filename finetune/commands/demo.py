@@ -173,8 +173,8 @@ def _train(args: argparse.Namespace, sets: list[tuple[Path, float]], cfg, sample
     b = cfg.backbone
     encoder = f"{b.image_channels} conv" if b.image_encoder == "conv" else \
         f"{b.image_encoder} (stage {b.image_stage}, freeze {b.image_freeze})"
-    encoder += ", FiLM-conditioned on the instruction" if b.image_film else ""
-    print(f"[demo] 2/4 fine-tuning the embedded policy ({encoder} image encoders, expert {cfg.expert.width}x"
+    encoder += " image encoders" + (" FiLM-conditioned on the instruction" if b.image_film else "")
+    print(f"[demo] 2/4 fine-tuning the embedded policy ({encoder}, expert {cfg.expert.width}x"
           f"{cfg.expert.depth}, frozen MiniLM-L6 instruction features) for {budget / 60:.0f} min")
     procs = args.train_processes or (2 if (os.cpu_count() or 1) >= 2 else 1)
     # one process: a data-loader worker on the other core; several: each rank loads (its slice) in-process

@@ -46,13 +46,16 @@ DEMO_RANDOMIZED_DEMOS = 100  # demos with those draws, collected beside the nomi
 DEMO_RANDOMIZED_WEIGHT = 1.0  # their sampling share vs the nominal demos' 1.0
 DEMO_AUGMENT = "none"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "timm:efficientnet_lite0"  # or "conv" (trained from scratch); timm ones via timm_backbone
+DEMO_IMAGE_STAGE = 2  # timm: cut after this features_only stage
+DEMO_IMAGE_FREEZE = "all"  # timm: frozen layers (run once per frame and cached while training)
 # The instruction FiLMs the image features (BackboneConfig.image_film): Lift with it (one run, 6,795 steps) nominal
 # 100 % (n=50), distractors@1/@2 95/85 %, lighting 95 %, object_colour 100 %, table colour 90 % (n=20 each); on
 # LiftColor it is what makes the policy take the named cube (55 % vs 8.3 %, benchmarks/language.py).
 DEMO_IMAGE_FILM = True
 
 
-def timm_backbone(backbone: BackboneConfig, encoder: str, stage: int = 2, freeze: str = "all") -> BackboneConfig:
+def timm_backbone(backbone: BackboneConfig, encoder: str, stage: int = DEMO_IMAGE_STAGE,
+                  freeze: str = DEMO_IMAGE_FREEZE) -> BackboneConfig:
     """``backbone`` with a pretrained timm image encoder cut after ``stage`` and frozen (``freeze``), sized for
     CPU training (benchmarks/image_encoders.py: a frozen Lite0 trunk to stage 2 costs ~2.5x the demo conv
     encoder per batch, a trainable one ~9x); the conv encoder's token head (grid + keypoints) stays."""

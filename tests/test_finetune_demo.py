@@ -94,6 +94,9 @@ def test_tiny_demo_counts_wilson_cis_and_rerun_resumes(tmp_path):
      "--randomized-demos 5: there are no --randomize factors to draw"),
     (["--randomized-weight", "0"], "--randomized-weight 0.0: must be > 0"),
     (["--demos", "0", "--randomized-demos", "0"], "--demos 0 --randomized-demos 0: need >= 0 of each and some demos"),
+    (["--image-encoder", "conv", "--image-freeze", "stages:1"],
+     "--image-stage / --image-freeze apply to timm image encoders, not --image-encoder conv"),
+    (["--image-freeze", "stages:3"], "image_freeze stages:3: beyond image_stage 2 (use K <= image_stage)"),
 ])
 def test_bad_demo_sets_are_one_line_and_write_nothing(tmp_path, args, msg):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

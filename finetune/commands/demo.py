@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
                         help="image encoder (default: the recipe's); timm encoders use the recipe's stage and "
                              "freezing (finetune.recipes.timm_backbone) and their packaged/random weights")
+    parser.add_argument("--image-stage", type=int, default=None, metavar="K",
+                        help="timm encoders: cut after feature stage K (default: the recipe's, "
+                             "finetune.recipes.DEMO_IMAGE_STAGE)")
+    parser.add_argument("--image-freeze", default=None, metavar="all|none|stages:K",
+                        help="timm encoders: which layers stay frozen (default: the recipe's, "
+                             "finetune.recipes.DEMO_IMAGE_FREEZE); frozen ones are cached per frame")
     parser.add_argument("--image-film", default=None, choices=("on", "off"),
                         help="condition the image features on the instruction (FiLM; default: the recipe's)")
     parser.add_argument("--data-dir", default=None,
@@ -92,7 +98,11 @@ def _recipe(args: argparse.Namespace):
     cfg = recipes.demo_config().replace(image_size=size)
     encoder = args.image_encoder or recipes.DEMO_IMAGE_ENCODER
     if encoder != "conv":
-        cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder))
+        stage = recipes.DEMO_IMAGE_STAGE if args.image_stage is None else args.image_stage
+        freeze = args.image_freeze or recipes.DEMO_IMAGE_FREEZE
+        cfg = cfg.replace(backbone=recipes.timm_backbone(cfg.backbone, encoder, stage, freeze))
+    elif args.image_stage is not None or args.image_freeze is not None:
+        raise ValueError("--image-stage / --image-freeze apply to timm image encoders, not --image-encoder conv")
     film = recipes.DEMO_IMAGE_FILM if args.image_film is None else args.image_film == "on"
     cfg = cfg.replace(backbone=dataclasses.replace(cfg.backbone, image_film=film))
     augment = args.augment or recipes.DEMO_AUGMENT
@@ -104,7 +114,9 @@ def _recipe(args: argparse.Namespace):
         randomize = []
     randomize = [r.label for r in parse_randomize(randomize, task_info(args.task).suite)]
     seen = sorted({r.split("@")[0] for r in randomize})
-    recipe = {"image_encoder": encoder, "image_film": film, "augment": augment, "randomized_in_training": randomize,
+    recipe = {"image_encoder": encoder, "image_film": film,
+              **({"image_stage": cfg.backbone.image_stage, "image_freeze": cfg.backbone.image_freeze}
+                 if encoder != "conv" else {}), "augment": augment, "randomized_in_training": randomize,
               "held_out": [f for f in FACTORS if f not in seen]}
     return cfg, sample_augment, preset(augment) if augment != "sample" else None, randomize, recipe
 

@@ -44,6 +44,7 @@ def demo_augment() -> AugmentConfig:
 DEMO_RANDOMIZE: tuple[str, ...] = ("lighting@2", "table_color@2", "object_color@2", "distractors@2")
 DEMO_RANDOMIZED_DEMOS = 100  # demos with those draws, collected beside the nominal ones (when it randomizes)
 DEMO_RANDOMIZED_WEIGHT = 1.0  # their sampling share vs the nominal demos' 1.0
+DEMO_ACTION_NOISE = 0.0  # DART noise injection while collecting (sim_eval.noise): std of the executed drift
 DEMO_AUGMENT = "none"  # data_pipelines.augment preset name, or "sample" (demo_augment(), per sample in the loader)
 DEMO_IMAGE_ENCODER = "timm:efficientnet_lite0"  # or "conv" (trained from scratch); timm ones via timm_backbone
 DEMO_IMAGE_STAGE = 2  # timm: cut after this features_only stage

@@ -36,9 +36,11 @@ class CollectSummary:
     randomize: tuple[str, ...] = ()  # "factor@max_severity" drawn per episode (see sim_eval.randomize)
     factor_seed: int | None = None  # the factor seed of those draws (None: nothing randomized)
     first_seed: int | None = None  # the first episode seed tried (episodes use first_seed, first_seed + 1, ...)
+    action_noise: float = 0.0  # std of the executed-action perturbation (sim_eval.noise; 0 = none)
 
     def line(self) -> str:
         rand = f" randomizing {', '.join(self.randomize)}" if self.randomize else ""
+        rand += f" with action noise {self.action_noise:g}" if self.action_noise else ""
         return (f"{self.task}: recorded {self.recorded}/{self.requested} successful episodes ({self.steps} steps)"
                 f"{rand} to {self.path}; discarded {self.discarded} failed episode(s)"
                 + (f", {self.errors} errored" if self.errors else "") + f" [{self.seconds:.0f} s]")
@@ -63,6 +65,7 @@ def collect(
     max_attempts: int | None = None,
     max_steps: int | None = None,
     overwrite: bool = False,
+    action_noise: float = 0.0,
     progress: bool = True,
     ray: str | None = None,
 ) -> CollectSummary:
@@ -79,11 +82,14 @@ def collect(
     :data:`sim_eval.seeds.COLLECT_FACTOR_SEED`; the draws go to the episode metadata ``randomization``
     (a JSON string ``{factor: {"severity": s, ...drawn values}}``). ``ray``: ``"auto"`` or a Ray cluster
     address runs the episodes as Ray tasks (:mod:`sim_eval.ray_backend`); the demos are the same.
+    ``action_noise`` > 0: the robot executes the expert's action plus a seeded drift of that std while the demo
+    records the expert's own action (:mod:`sim_eval.noise`, DART), so the data shows how to recover.
     """
     from tqdm import tqdm
 
     from data_pipelines.rlds.writer import write_rlds
     from sim_eval.language import Instruction
+    from sim_eval.noise import ActionNoise
     from sim_eval.randomize import parse_randomize
     from sim_eval.tasks import task_info, task_spec
 
@@ -91,6 +97,7 @@ def collect(
         raise ValueError(f"--episodes must be > 0, got {episodes}")
     info = task_info(task)
     rands = parse_randomize(randomize, info.suite)
+    noise = ActionNoise(float(action_noise)) if action_noise else None
     spec = task_spec(task, image_size)
     path = dataset_path(out_dir, task, dataset_name)
     if not overwrite and path.is_dir() and any(path.iterdir()):
@@ -111,7 +118,7 @@ def collect(
 
     def episodes_iter() -> Iterator[dict]:
         cond = "randomize:" + ",".join(r.label for r in rands) if rands else "nominal"
-        jobs = [Job(task, s, cond, factors=tuple(factors) + rands + wording, record=True)
+        jobs = [Job(task, s, cond, factors=tuple(factors) + rands + wording, record=True, action_noise=noise)
                 for s in episode_seeds(seed, limit)]
         results = run_jobs(jobs, PolicySource("expert"), cfg, workers=workers, progress=False, ordered=True,
                            ray=ray)
@@ -143,6 +150,7 @@ def collect(
     summary = CollectSummary(task=task, requested=episodes, recorded=stats["ok"], discarded=stats["failed"],
                              errors=stats["errors"], path=str(written), steps=stats["steps"],
                              seconds=time.perf_counter() - t0, randomize=tuple(r.label for r in rands),
-                             factor_seed=COLLECT_FACTOR_SEED if rands else None, first_seed=seed)
+                             factor_seed=COLLECT_FACTOR_SEED if rands else None, first_seed=seed,
+                             action_noise=float(action_noise))
     (Path(written) / "collect_summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary

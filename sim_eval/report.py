@@ -157,6 +157,9 @@ def recipe_markdown(recipe: dict | None, training: dict | None = None) -> list[s
     lines += [f"- randomized in training: {', '.join(recipe.get('randomized_in_training') or []) or 'none'}",
               f"- held out (never in training): {', '.join(recipe.get('held_out') or []) or 'none'}",
               f"- image encoder {recipe.get('image_encoder', '?')}, augmentation {recipe.get('augment', '?')}"]
+    if recipe.get("action_noise"):
+        lines.append(f"- demos collected with action noise {recipe['action_noise']:g} (DART: the robot executed the "
+                     "expert's action plus a drift, the demos record the expert's correction)")
     if training and training.get("steps"):
         sps = training.get("samples_per_second")
         lines.append(f"- {training['steps']} training steps" + (f", {sps:.0f} samples/s" if sps else ""))

@@ -74,6 +74,7 @@ class Job:
     factors: tuple = ()  # FactorSetting conditions and Randomize items (drawn per episode) applied to the env
     video: bool = False
     record: bool = False  # keep every step's observation + action (demo collection)
+    action_noise: Any = None  # sim_eval.noise.ActionNoise: execute action + noise, record the clean action (DART)
     exec_mode: str | None = None  # overrides RolloutConfig.exec_mode / delay_steps for this episode (sweeps)
     delay_steps: int | None = None
 
@@ -136,6 +137,8 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
     frames: list[np.ndarray] = []
     steps: list[tuple[dict, np.ndarray, np.ndarray]] = []  # (images, state, action) when recording
     actions, eef = [], [np.asarray(obs["state"][:3], np.float64)]
+    perturb = (job.action_noise.stream(job.seed, env.spec.action_dim, env.spec.gripper_dims)
+               if job.action_noise is not None else None)
     done = success = False
     while not done:
         if video and env.t % cfg.video_every == 0:
@@ -144,7 +147,7 @@ def run_episode(env, policy, job: Job, cfg: RolloutConfig = RolloutConfig()) -> 
         actions.append(np.asarray(action, np.float64))
         if record:
             steps.append((obs["images"], obs["state"], action))
-        done, success = env.step(action)
+        done, success = env.step(action if perturb is None else perturb(action))
         done = done or env.t >= max_steps
         eef.append(np.asarray(env.state()[:3], np.float64))
         if not done:
@@ -208,6 +211,7 @@ def _episode(env, job: Job, steps: list) -> dict:
         },
         "metadata": {"episode_id": f"{job.task}_{job.seed}", "task": job.task, "seed": int(job.seed),
                      "condition": job.condition, **_randomization(env),
+                     **({"action_noise": float(job.action_noise.scale)} if job.action_noise is not None else {}),
                      **({"target": env.target} if getattr(env, "target", None) else {})},
     }
 

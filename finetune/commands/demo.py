@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--randomize", nargs="+", default=None, metavar="FACTOR[@SEV]",
                         help="nuisance factors drawn per demo episode (severity 0..SEV; `none` = nominal demos; "
                              "default: the demo recipe's, finetune.recipes.DEMO_RANDOMIZE)")
+    parser.add_argument("--action-noise", type=float, default=None, metavar="STD",
+                        help="DART noise injection while collecting (see `vla collect --action-noise`; default: the "
+                             "recipe's, finetune.recipes.DEMO_ACTION_NOISE)")
     parser.add_argument("--augment", default=None, choices=("sample", "none", "light", "strong"),
                         help="train-only image augmentation (see `vla finetune --augment`; default: the recipe's)")
     parser.add_argument("--image-encoder", default=None, metavar="conv|timm:NAME",
@@ -117,6 +120,7 @@ def _recipe(args: argparse.Namespace):
     recipe = {"image_encoder": encoder, "image_film": film,
               **({"image_stage": cfg.backbone.image_stage, "image_freeze": cfg.backbone.image_freeze}
                  if encoder != "conv" else {}), "augment": augment, "randomized_in_training": randomize,
+              "action_noise": recipes.DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise,
               "held_out": [f for f in FACTORS if f not in seen]}
     return cfg, sample_augment, preset(augment) if augment != "sample" else None, randomize, recipe
 
@@ -144,9 +148,11 @@ def _demo_sets(args: argparse.Namespace, randomize: list[str]) -> list[tuple[str
 
 def _demos(args: argparse.Namespace, plan: list[tuple[str, int, list[str], int, float]]) -> list[tuple[Path, float]]:
     """Collect (or reuse) each demo set of :func:`_demo_sets`; (RLDS path, sampling weight) per set."""
+    from finetune import recipes
     from sim_eval.collect import collect
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(args.out) / "data"
+    noise = recipes.DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise
     out = []
     for name, n, factors, seed, weight in plan:
         existing = data_dir / name / "1.0.0"
@@ -154,14 +160,15 @@ def _demos(args: argparse.Namespace, plan: list[tuple[str, int, list[str], int, 
         if summary_file.exists():
             done = json.loads(summary_file.read_text())
             if (list(done.get("randomize") or []) == factors and done.get("recorded", 0) >= n
-                    and done.get("first_seed") == seed):
+                    and done.get("first_seed") == seed and done.get("action_noise", 0.0) == noise):
                 print(f"[demo] 1/4 reusing {name} demos in {existing}")
                 out.append((existing, weight))
                 continue
         rand = f", randomizing {' '.join(factors)} per episode" if factors else ""
+        rand += f", action noise {noise:g}" if noise else ""
         print(f"[demo] 1/4 collecting {n} scripted {args.task} demos ({args.workers} workers{rand})")
         summary = collect(args.task, n, data_dir, dataset_name=name, workers=args.workers, image_size=args.image_size,
-                          seed=seed, randomize=factors, overwrite=True)
+                          seed=seed, randomize=factors, overwrite=True, action_noise=noise)
         print("[demo] " + summary.line())
         out.append((Path(summary.path), weight))
     return out
@@ -279,4 +286,6 @@ def recipe_line(recipe: dict) -> str:
     return (f"demos: {demos}; training randomized: {seen}; held out (never in training): "
             f"{', '.join(recipe['held_out'])}; "
             f"image encoder {recipe['image_encoder']}{' + FiLM' if recipe.get('image_film') else ''}, "
-            f"augmentation {recipe['augment']}")
+            f"augmentation {recipe['augment']}"
+            + (f", demos collected with action noise {recipe['action_noise']:g} (DART)" if recipe.get("action_noise")
+               else ""))

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "camera_pose lighting table_color object_color object_size object_pose distractors "
                              "dynamics (paraphrase is held out for evaluation); recorded in each episode's "
                              "metadata 'randomization', never with evaluation's seeds")
+    parser.add_argument("--action-noise", type=float, default=0.0, metavar="STD",
+                        help="DART noise injection: the robot executes the expert's action plus a seeded, "
+                             "persistent drift of this std (action units, arm dims) while the demo records the "
+                             "expert's own, corrective action (default 0 = off; e.g. 0.15)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,7 +44,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         s = collect(args.task, args.episodes, args.out, workers=args.workers, image_size=args.image_size,
                     seed=args.seed, dataset_name=args.name, max_attempts=args.max_attempts, max_steps=args.max_steps,
-                    overwrite=args.overwrite, randomize=args.randomize, ray=args.ray)
+                    overwrite=args.overwrite, randomize=args.randomize, ray=args.ray,
+                    action_noise=args.action_noise)
     except DatasetExistsError as e:
         raise ValueError(f"{e.path} already holds a dataset: pass --overwrite to replace it, "
                          "or choose another --out/--name") from None

@@ -118,14 +118,16 @@ PREFIX_BUCKET = 16  # the prefix length is padded (masked) to a multiple of this
 
 
 def _pad_prefix(prefix_kv, prefix_mask, bucket: int):
-    """Pad the prefix K/V [B, h, L, d] and mask [B, L] to a multiple of ``bucket``; padded keys are masked out."""
+    """Pad the prefix K/V [B, h, L, d] and mask (bool [B, L] or additive bias [B, 1, 1, L]) to a multiple of
+    ``bucket`` keys; padded keys are masked out."""
     import torch
 
-    pad = -prefix_mask.shape[1] % bucket
+    pad = -prefix_mask.shape[-1] % bucket
     if not pad:
         return prefix_kv, prefix_mask
     kv = [tuple(torch.nn.functional.pad(t, (0, 0, 0, pad)) for t in pair) for pair in prefix_kv]
-    return kv, torch.nn.functional.pad(prefix_mask, (0, pad), value=False)
+    masked = False if prefix_mask.dtype == torch.bool else float("-inf")
+    return kv, torch.nn.functional.pad(prefix_mask, (0, pad), value=masked)
 
 
 def _compiled_token_path(mod: nn.Module):

@@ -30,6 +30,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def attention_bias(mask: torch.Tensor) -> torch.Tensor:
+    """bool [B, L] (True = attend) -> the additive float bias [B, 1, 1, L] (0 or -inf) attention applies."""
+    bias = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(~mask, float("-inf"))
+    return bias[:, None, None, :]
+
+
 class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -44,10 +50,11 @@ class Attention(nn.Module):
         return k, v
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None):
+        """``mask``: bool [B, L] (True = attend) or an additive float bias [B, 1, 1, L] (:func:`attention_bias`)."""
         b, n, w = x.shape
         q = self.q(x).view(b, n, self.heads, w // self.heads).transpose(1, 2)
         k, v = kv
-        attn_mask = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, L] True = attend
+        attn_mask = mask[:, None, None, :] if mask is not None and mask.dim() == 2 else mask  # True = attend
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.out(y.transpose(1, 2).reshape(b, n, w))
 
@@ -77,11 +84,11 @@ class ExpertBlock(nn.Module):
     def modulated(self, x, mod: Sequence[torch.Tensor], prefix_kv, prefix_mask):
         """The block with its adaLN modulation given (see :meth:`modulation`)."""
         s1, c1, g1, s2, c2, g2 = mod
-        h = self.norm1(x) * c1 + s1
-        x = x + g1 * self.self_attn(h, self.self_attn.kv_of(h))
+        h = torch.addcmul(s1, self.norm1(x), c1)
+        x = torch.addcmul(x, g1, self.self_attn(h, self.self_attn.kv_of(h)))
         x = x + self.cross_attn(self.norm2(x), prefix_kv, prefix_mask)
-        h = self.norm3(x) * c2 + s2
-        return x + g2 * self.mlp(h)
+        h = torch.addcmul(s2, self.norm3(x), c2)
+        return torch.addcmul(x, g2, self.mlp(h))
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class SamplingContext:
     block_mods: list  # per step, per block: the 6 adaLN tensors [B, 1, w]
     final_mods: list  # per step: (shift, 1 + scale) [B, 1, w]
     prefix_kv: list
-    prefix_mask: torch.Tensor
+    prefix_mask: torch.Tensor  # as the additive bias [B, 1, 1, L] (attention_bias)
 
 
 class ActionExpert(nn.Module):
@@ -137,10 +144,11 @@ class ActionExpert(nn.Module):
         """The token path of one step: [B, H, A_max] -> predicted [B, H, A_max]."""
         act_tok = self.action_in(noisy_actions) + self.action_pos
         x = torch.cat([fixed_tokens, act_tok], dim=1)
+        bias = attention_bias(prefix_mask) if prefix_mask.dtype == torch.bool else prefix_mask
         for blk, mod, kv in zip(self.blocks, block_mods, prefix_kv):
-            x = blk.modulated(x, mod, kv, prefix_mask)
+            x = blk.modulated(x, mod, kv, bias)
         shift, scale = final_mod
-        return self.action_out(self.final_norm(x[:, 2:]) * scale + shift)
+        return self.action_out(torch.addcmul(shift, self.final_norm(x[:, 2:]), scale))
 
     @torch.no_grad()
     def sampling_context(self, times: Sequence[float], state, state_mask, embodiment_id, prefix_kv,
@@ -153,7 +161,7 @@ class ActionExpert(nn.Module):
         blocks, final = self.modulations(t, emb.repeat(steps, 1))
         per_step = [[tuple(m[i * b:(i + 1) * b] for m in mods) for mods in blocks] for i in range(steps)]
         finals = [tuple(m[i * b:(i + 1) * b] for m in final) for i in range(steps)]
-        return SamplingContext(fixed, per_step, finals, prefix_kv, prefix_mask)
+        return SamplingContext(fixed, per_step, finals, prefix_kv, attention_bias(prefix_mask))
 
     def step(self, noisy_actions: torch.Tensor, ctx: SamplingContext, i: int) -> torch.Tensor:
         """Step ``i`` of the sampler ``ctx`` was made for: the same prediction as ``forward`` at ``times[i]``."""

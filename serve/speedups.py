@@ -13,6 +13,8 @@ applied in place before serving:
     (``ActionExpert.run_blocks``) for batch size 1, static shapes; the prefix is padded (masked) to a multiple of
     16 tokens so prompts of any length share a graph.  Batches of 2+ and gradient calls run eager.  Same actions
     up to float rounding (tested to 1e-5).
+  * ``quantize="bf16"``: the prepacked linears hold bf16 weights (inputs cast to bf16, fp32 accumulation; fast
+    on CPUs with AVX512_BF16 / AMX).  Actions move by a stated tolerance.  Gradient calls run fp32 ``F.linear``.
   * ``quantize="int8"``: ``torch.ao`` dynamic quantization of the ``nn.Linear`` layers (int8 weights, activations
     quantized per call) of the expert copies and, when the checkpoint has no LoRA adapters, of the backbone's
     language model.  Actions move by a stated tolerance (benchmarks/inference_latency.py prints it).  Requests
@@ -33,13 +35,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger("serve.speedups")
-QUANTIZE_CHOICES = ("none", "int8")
+QUANTIZE_CHOICES = ("none", "int8", "bf16")
 
 
 @dataclass(frozen=True)
 class SpeedupConfig:
     compile: bool = False
-    quantize: str = "none"  # "none" | "int8"
+    quantize: str = "none"  # "none" | "int8" | "bf16"
     prepack: bool = False  # oneDNN-prepacked fp32 linears (``vla serve`` turns it on for CPU models)
     warmup: bool = True  # run one predict at load so the first request does not pay for compilation
 
@@ -157,25 +159,27 @@ def compile_experts(policy) -> int:
     return len(mods)
 
 
-def prepack_policy(policy, experts: bool = True) -> list[str]:
+def prepack_policy(policy, experts: bool = True, dtype=None) -> list[str]:
     """``serve.packed_linear.PackedLinear`` for the plain linears of the expert copies (unless ``experts`` is
-    False: a compiled expert packs its own weights) and of the backbone when there are no LoRA adapters."""
+    False: a compiled expert packs its own weights) and of the backbone when there are no LoRA adapters;
+    ``dtype`` (default fp32) of the packed weights."""
     import torch
 
+    dtype = dtype or torch.float32
     if not torch.backends.mkldnn.is_available():
         log.warning("prepack: oneDNN is not available in this torch build; linears stay as they are")
         return []
     done = []
     if experts:
         mods = expert_modules(policy)
-        done.append(f"expert x{len(mods)} ({sum(prepack_linears(m) for m in mods)} linears)")
+        done.append(f"expert x{len(mods)} ({sum(prepack_linears(m, dtype) for m in mods)} linears)")
     adapters = getattr(policy, "adapters", None)
     if not (adapters is not None and len(adapters)):
-        done.append(f"backbone ({prepack_linears(policy.model.backbone)} linears)")
+        done.append(f"backbone ({prepack_linears(policy.model.backbone, dtype)} linears)")
     return done
 
 
-def prepack_linears(module: nn.Module) -> int:
+def prepack_linears(module: nn.Module, dtype=None) -> int:
     """Replace every exact ``nn.Linear`` under ``module`` by a ``PackedLinear`` (same parameters); count."""
     import torch
 
@@ -184,10 +188,10 @@ def prepack_linears(module: nn.Module) -> int:
     n = 0
     for name, child in module.named_children():
         if type(child) is torch.nn.Linear:
-            setattr(module, name, PackedLinear(child))
+            setattr(module, name, PackedLinear(child, dtype or torch.float32))
             n += 1
         else:
-            n += prepack_linears(child)
+            n += prepack_linears(child, dtype)
     return n
 
 
@@ -207,11 +211,19 @@ def apply_speedups(policy, cfg: SpeedupConfig, warmup_observation=None) -> dict:
     if not cfg.enabled:
         return report
     if policy.model.device.type != "cpu" and cfg.quantize != "none":
-        raise ValueError(f"--quantize int8 is for CPU serving (dynamic int8 kernels); the model is on "
+        raise ValueError(f"--quantize {cfg.quantize} is for CPU serving (oneDNN / fbgemm kernels); the model is on "
                          f"{policy.model.device}")
+    if cfg.quantize == "bf16" and cfg.compile:
+        raise ValueError("--quantize bf16 runs prepacked oneDNN linears, which --compile would not keep: use one")
     if cfg.quantize == "int8":
         report["quantized"] = quantize_int8(policy)
-    if cfg.prepack and policy.model.device.type == "cpu":
+    if cfg.quantize == "bf16":  # every plain linear, expert copies included
+        import torch
+
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            log.warning("--quantize bf16: this CPU has no native bf16 matmul (AVX512_BF16 / AMX); it will be slow")
+        report["quantized"] = prepack_policy(policy, dtype=torch.bfloat16)
+    elif cfg.prepack and policy.model.device.type == "cpu":
         report["prepacked"] = prepack_policy(policy, experts=not cfg.compile)
     if cfg.compile:
         report["compiled_experts"] = compile_experts(policy)

@@ -43,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize",
         default="none",
-        choices=["none", "int8"],
-        help="int8: dynamic int8 linear layers (expert + language model; CPU; actions move slightly, "
-        "see benchmarks/inference_latency.py)",
+        choices=["none", "int8", "bf16"],
+        help="int8: dynamic int8 linear layers (expert + language model); bf16: prepacked bf16 linears (fast with "
+        "AVX512_BF16 / AMX); CPU; actions move slightly, see benchmarks/inference_latency.py",
     )
     parser.add_argument(
         "--no-prepack",

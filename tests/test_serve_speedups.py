@@ -151,3 +151,19 @@ def test_packed_linear_follows_its_weight_and_copies():
     (g,) = torch.autograd.grad(y.sum(), x)
     torch.testing.assert_close(g, plain.weight.sum(0).expand_as(x))
     assert packed.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_bf16_packs_every_linear_and_stays_within_tolerance(reference):
+    from serve.packed_linear import PackedLinear
+
+    fast = copy.deepcopy(reference)
+    report = apply_speedups(fast, SpeedupConfig(quantize="bf16", warmup=False))
+    assert report["quantized"][0].startswith("expert x1")
+    packed = [m for m in fast.model.modules() if isinstance(m, PackedLinear)]
+    assert packed and all(m.dtype == torch.bfloat16 for m in packed)
+    obs = _obs(3, "lift the cube")
+    fp32 = reference.predict([obs], seed=4)[0]
+    err = float(np.abs(fast.predict([obs], seed=4)[0] - fp32).max())
+    assert 0 < err <= 0.02 * float(np.abs(fp32).max()), err  # bf16 really runs, and stays close
+    with pytest.raises(ValueError, match="bf16"):
+        apply_speedups(copy.deepcopy(reference), SpeedupConfig(quantize="bf16", compile=True))

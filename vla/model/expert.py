@@ -55,6 +55,8 @@ class Attention(nn.Module):
         q = self.q(x).view(b, n, self.heads, w // self.heads).transpose(1, 2)
         k, v = kv
         attn_mask = mask[:, None, None, :] if mask is not None and mask.dim() == 2 else mask  # True = attend
+        if attn_mask is not None and attn_mask.is_floating_point():
+            attn_mask = attn_mask.to(q.dtype)  # autocast / bf16 runs: SDPA wants the bias in the query's dtype
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.out(y.transpose(1, 2).reshape(b, n, w))
 

@@ -3,9 +3,11 @@
 1. Prefix encoded once per predict (the prefix K/V cached for all integration steps) vs
    recomputed at every one of the 10 steps: p50/p90 latency, ratio, and max action difference.
 2. p50 latency of the default (embedded) model for 2 cameras at 224x224 on this machine.
-3. CPU serving variants side by side (what ``vla serve --compile / --quantize int8`` do, serve.speedups):
-   fp32 eager vs expert compiled vs int8 vs int8+compiled: p50/p99 predict, max action difference vs fp32,
-   and the arithmetic (FLOPs of one expert step and of the prefix, counted by torch's FlopCounterMode).
+3. CPU predict variants side by side, in interleaved rounds: the plain eager path as it was before the serving
+   speed-ups (vla.model.reference) vs today's predict vs the ``vla serve`` transforms (serve.speedups: prepacked
+   linears = the serve default, --compile, --quantize int8 / bf16): p50/p99 wall and CPU ms, max action difference
+   vs the baseline; then where the time goes (profiler by kernel kind) against the arithmetic (FlopCounterMode),
+   and batching in one process (1 vs 8 observations per predict) with its ceiling at this core's sgemm rate.
    The expert's zero-initialised layers get random weights first, so differences are not trivially zero.
 4. On a CUDA machine only: a PaliGemma-3B-sized random-weight config (SigLIP-So400m + Gemma-2B,
    action expert width 1024 x 18 blocks) at bf16 (anchor: openpi pi0 ~73 ms on an RTX 4090).
@@ -71,7 +73,8 @@ def _trained_like(policy: VLAPolicy) -> VLAPolicy:
 
 
 def arithmetic(policy: VLAPolicy, obs) -> tuple[float, float]:
-    """(GFLOP of one expert step, GFLOP of the prefix) for one observation."""
+    """(GFLOP of one expert step, GFLOP of the prefix + the per-predict sampling context) for ``obs`` (torch's
+    FlopCounterMode, fast path)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model = policy.model
@@ -79,46 +82,135 @@ def arithmetic(policy: VLAPolicy, obs) -> tuple[float, float]:
     with torch.no_grad():
         with FlopCounterMode(display=False) as prefix:
             kv, mask = model.encode_prefix(batch)
-        x = torch.zeros(1, policy.config.action_horizon, policy.config.max_action_dim)
+            fn = model._sampling_fn(batch, kv, mask)
+        x = torch.zeros(len(obs), policy.config.action_horizon, policy.config.max_action_dim)
         with FlopCounterMode(display=False) as step:
-            model._predict_fn(batch, kv, mask)(x, torch.ones(1))
+            fn(x, torch.ones(len(obs)), step=0)
     return step.get_total_flops() / 1e9, prefix.get_total_flops() / 1e9
 
 
-def variants_section(repeats: int) -> None:
+MATMUL_OPS = ("mkldnn::_linear_pointwise", "aten::addmm", "aten::mm", "aten::bmm", "quantized::linear_dynamic")
+KERNEL_KINDS = {"matmul": MATMUL_OPS, "conv": ("aten::mkldnn_convolution",),
+                "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",)}
+
+
+def time_breakdown(fn) -> dict[str, float]:
+    """CPU ms of one ``fn()`` by kernel kind (torch.profiler self time): matmul, conv, attention, other."""
+    from torch.profiler import profile
+
+    fn()
+    with profile() as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e3
+    out = {kind: sum(e.self_cpu_time_total for e in events if e.key in names) / 1e3
+           for kind, names in KERNEL_KINDS.items()}
+    out["other"] = total - sum(out.values())
+    return out
+
+
+VARIANTS = (  # name, SpeedupConfig kwargs (None: the plain eager reference path, i.e. predict before this work)
+    ("baseline: plain eager (before)", None),
+    ("predict (fast path)", {}),
+    ("+ prepacked linears (serve default)", {"prepack": True}),
+    ("+ expert compiled (--compile)", {"prepack": True, "compile": True}),
+    ("int8 (--quantize int8)", {"prepack": True, "quantize": "int8"}),
+    ("bf16 (--quantize bf16)", {"quantize": "bf16"}),
+)
+
+
+def _variant_policies(base: VLAPolicy) -> list[tuple[str, VLAPolicy, object, float]]:
+    """(name, policy, predict function, setup s) per variant; each speed-up on its own copy of ``base``."""
     import copy
 
     from serve.speedups import SpeedupConfig, apply_speedups
+    from vla.model.reference import reference_predict
 
+    out = []
+    for name, kwargs in VARIANTS:
+        if kwargs is None:
+            out.append((name, base, lambda obs, seed, p=base: reference_predict(p, obs, seed=seed), 0.0))
+            continue
+        policy = copy.deepcopy(base)
+        setup = apply_speedups(policy, SpeedupConfig(**kwargs)).get("warmup_s", 0.0) if kwargs else 0.0
+        out.append((name, policy, lambda obs, seed, p=policy: p.predict(obs, seed=seed), setup))
+    return out
+
+
+def _interleaved(fns: list, repeats: int, rounds: int = 4) -> list[tuple[list[float], list[float]]]:
+    """(wall ms, CPU ms) per call for each fn, timed in ``rounds`` alternating rounds (a load change on the
+    shared machine then hits every variant alike)."""
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()  # warm-up
+    for r in range(rounds):
+        for i, fn in enumerate(fns):
+            for _ in range(repeats // rounds + (r < repeats % rounds)):
+                t, c = time.perf_counter(), time.thread_time()
+                fn()
+                walls[i].append(1000 * (time.perf_counter() - t))
+                cpus[i].append(1000 * (time.thread_time() - c))
+    return list(zip(walls, cpus))
+
+
+def variants_section(repeats: int) -> None:
     base = _trained_like(VLAPolicy.create(default_config(), [SPEC]))
     obs = [observation(224)]
-    step_gf, prefix_gf = arithmetic(base, obs)
     steps = base.config.head.num_inference_steps
-    ref = base.predict(obs, seed=0)[0]
-    rows = []
-    for name, cfg in (
-        ("fp32 eager", None),
-        ("fp32, expert compiled", SpeedupConfig(compile=True)),
-        ("int8 dynamic", SpeedupConfig(quantize="int8")),
-        ("int8 + compiled", SpeedupConfig(compile=True, quantize="int8")),
-    ):
-        policy = base if cfg is None else copy.deepcopy(base)
-        setup = apply_speedups(policy, cfg).get("warmup_s", 0.0) if cfg else 0.0
-        cpu: list[float] = []
-        out, p50, p99 = timed(lambda p=policy: p.predict(obs, seed=0), repeats, q=99, cpu=cpu)
-        rows.append((name, p50, p99, float(np.median(cpu)), float(np.abs(out[0] - ref).max()), setup))
-    print(f"\n== CPU serving variants, default model, 1 obs (2 cameras 224²), {steps} flow steps, "
-          f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f} ==")
-    print(f"{'variant':<24}{'p50 ms':>9}{'p99 ms':>9}{'CPU p50 ms':>12}{'vs fp32 (CPU)':>15}{'max |Δaction|':>15}"
-          f"{'setup s':>9}")
-    for name, p50, p99, cpu_p50, diff, setup in rows:
-        print(f"{name:<24}{p50:>9.1f}{p99:>9.1f}{cpu_p50:>12.1f}{rows[0][3] / cpu_p50:>14.2f}x{diff:>15.2e}"
+    variants = _variant_policies(base)
+    ref = variants[0][2](obs, 0)[0]
+    outs = [fn(obs, 0)[0] for _, _, fn, _ in variants]
+    timings = _interleaved([lambda fn=fn: fn(obs, 0) for _, _, fn, _ in variants], repeats)
+    print(f"\n== CPU predict, default model, 1 obs (2 cameras 224² -> {base.config.image_size[0]}²), {steps} flow "
+          f"steps, {torch.get_num_threads()} thread(s), n={repeats} each (interleaved rounds), load average "
+          f"{os.getloadavg()[0]:.1f} ==")
+    print(f"{'variant':<38}{'p50 ms':>8}{'p99 ms':>8}{'CPU p50':>9}{'CPU p99':>9}{'x base (CPU)':>13}"
+          f"{'max |Δaction|':>15}{'setup s':>9}")
+    base_cpu = float(np.median(timings[0][1]))
+    for (name, _, _, setup), (wall, cpu), out in zip(variants, timings, outs):
+        c50 = float(np.median(cpu))
+        print(f"{name:<38}{np.percentile(wall, 50):>8.1f}{np.percentile(wall, 99):>8.1f}{c50:>9.1f}"
+              f"{np.percentile(cpu, 99):>9.1f}{base_cpu / c50:>12.2f}x{float(np.abs(out - ref).max()):>15.2e}"
               f"{setup:>9.1f}")
-    print(f"action scale max |a| = {np.abs(ref).max():.2f}; compiled must stay <= 1e-5 (fp32 rounding)")
-    total = prefix_gf + steps * step_gf
+    print(f"max |Δaction| is vs the baseline's actions (same seed); action scale max |a| = {np.abs(ref).max():.2f}. "
+          f"fp32 variants must stay <= 1e-5 (rounding); int8 / bf16 state theirs here")
+    floor_section(base, variants[2][1], obs)
+    batching_section(base, variants[0], variants[2])
+
+
+def floor_section(fast: VLAPolicy, packed: VLAPolicy, obs) -> None:
+    """Where the fastest exact variant's time goes, and the arithmetic floor at this core's measured sgemm rate."""
+    step_gf, prefix_gf = arithmetic(fast, obs)
+    steps = fast.config.head.num_inference_steps
+    total_gf = prefix_gf + steps * step_gf
+    parts = time_breakdown(lambda: packed.predict(obs, seed=0))
+    kernels = parts["matmul"] + parts["conv"] + parts["attention"]
+    print("\n== where the time goes: prepacked fp32 predict, CPU ms by kernel kind (torch.profiler) ==")
+    print("  ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"  (total {sum(parts.values()):.1f})")
     print(f"arithmetic: expert step {step_gf * 1e3:.0f} MFLOP x {steps} + prefix {prefix_gf * 1e3:.0f} MFLOP = "
-          f"{total:.2f} GFLOP per predict; at 40 GFLOP/s (one AVX2 core, fp32 sgemm at these sizes) that is "
-          f">= {total / 40 * 1e3:.0f} ms")
+          f"{total_gf:.2f} GFLOP per predict, run at {total_gf / kernels * 1e3:.0f} GFLOP/s by its matmul/conv/"
+          f"attention kernels; those kernels alone take {kernels:.1f} ms, so predict <= 30 ms at fp32 "
+          f"{'is' if kernels < 30 else 'is NOT'} reachable on this core without fewer FLOPs or lower precision")
+
+
+def batching_section(fast: VLAPolicy, baseline, packed) -> None:
+    """predict of 8 observations vs 1: CPU ms per observation, and the ceiling of the ratio at peak sgemm."""
+    obs8 = [observation(224, s) for s in range(8)]
+    seeds = list(range(8))
+    print("\n== batching in one process: CPU ms per observation, predict of 1 vs of 8 observations ==")
+    for name, _policy, fn, _ in (baseline, packed):
+        (_, one), (_, eight) = _interleaved([lambda f=fn: f(obs8[:1], 0), lambda f=fn: f(obs8, seeds)], 8, rounds=2)
+        one_ms, eight_ms = float(np.median(one)), float(np.median(eight)) / 8
+        print(f"{name:<38} 1 obs {one_ms:6.1f}   8 obs {eight_ms:6.1f} per obs   = {one_ms / eight_ms:.2f}x")
+    step_gf, prefix_gf = arithmetic(fast, obs8)  # FlopCounterMode does not see the prepacked (oneDNN) linears
+    parts = time_breakdown(lambda: packed[2](obs8, seeds))
+    kernels = parts["matmul"] + parts["conv"] + parts["attention"]
+    gflop = (prefix_gf + fast.config.head.num_inference_steps * step_gf) / 8
+    print(f"8 obs: {gflop:.2f} GFLOP per obs; the batch's kernels run at {gflop * 8 / kernels * 1e3:.0f} GFLOP/s "
+          f"and alone take {kernels / 8:.1f} ms per obs: the most batching can give over a {one_ms:.1f} ms single "
+          f"predict is {one_ms / (kernels / 8):.1f}x on this core (at that rate a single predict's arithmetic would "
+          f"take {gflop / (gflop * 8 / kernels):.1f} ms: the floor batch 1 cannot reach with small-row kernels)")
 
 
 def cpu_section(repeats: int) -> None:

@@ -6,8 +6,9 @@ Starts ``vla serve`` processes on 127.0.0.1 (random free ports; no other traffic
      server's own share (server_ms - model_ms: parse, decode, validate, encode), over HTTP-msgpack raw /
      PNG / JPEG, HTTP-JSON nested lists / base64 JPEG, and the openpi WebSocket (--max-wait-ms 0);
   2. bytes on the wire per request / reply (raw vs PNG vs JPEG) vs an OpenVLA-style JSON-base64-array body;
-  3. the default model served fp32 / --compile / --quantize int8: model time p50/p99 at 1 client and
-     requests/s at 1 and 8 clients; batching speed-up at 8 clients (--max-batch 8 vs 1) for fp32 and for
+  3. the default model served fp32 without / with prepacked linears (--no-prepack vs the default) / --compile /
+     --quantize int8 / bf16: model time p50/p99 at 1 client and requests/s at 1 and 8 clients; batching speed-up at
+     8 clients (--max-batch 8 vs 1) for fp32 with and without prepacked linears and for
      an accelerator-like stand-in whose forward costs the same for a batch as for one (--toy --toy-call-ms);
   4. 8 clients x N requests against a batched tiny-model server: errors must be zero.
 
@@ -192,6 +193,10 @@ def measure_overhead(url: str, obs: dict, n: int, n_json: int) -> dict[str, dict
     return out
 
 
+VARIANT_FLAGS = {"nopack": ["--no-prepack"], "fp32": [], "compiled": ["--compile"], "int8": ["--quantize", "int8"],
+                 "bf16": ["--quantize", "bf16"]}
+
+
 # -- 3 + 4: concurrent clients --------------------------------------------------------------------
 def run_clients(url: str, obs: dict, clients: int, per_client: int, desc: str) -> dict:
     errors: list[str] = []
@@ -247,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--toy-call-ms", type=float, default=75.0, help="accelerator-like stand-in: cost of one forward pass"
     )
-    ap.add_argument("--variants", default="fp32,compiled,int8", help="default-model variants to serve (section 3)")
+    ap.add_argument("--variants", default="nopack,fp32,int8,bf16",
+                    help=f"default-model variants to serve (section 3), of {','.join(VARIANT_FLAGS)}")
+    ap.add_argument("--unbatched-variants", default="nopack,fp32",
+                    help="variants also served with --max-batch 1 (the batching speed-up)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the server processes are stopped too
     if args.quick:
@@ -271,17 +279,18 @@ def main(argv: list[str] | None = None) -> int:
         with vla_serve("--checkpoint", str(tiny), "--max-batch", "8", "--max-wait-ms", "0") as url:
             lat = measure_overhead(url, obs, args.latency_requests, args.json_requests)
         variants = {}
-        flags = {"fp32": [], "compiled": ["--compile"], "int8": ["--quantize", "int8"]}
         for name in args.variants.split(","):
-            with vla_serve("--checkpoint", str(full), "--max-batch", "8", "--max-wait-ms", "20", *flags[name]) as url:
+            flags = VARIANT_FLAGS[name]
+            with vla_serve("--checkpoint", str(full), "--max-batch", "8", "--max-wait-ms", "20", *flags) as url:
                 run_clients(url, obs, 1, 2, "warmup")
                 one = run_clients(url, obs, 1, args.throughput_requests * 2, f"{name} 1 client")
                 many = run_clients(url, obs, args.clients, args.throughput_requests, f"{name} {args.clients} clients")
                 variants[name] = (one, many)
         unbatched = {}
-        with vla_serve("--checkpoint", str(full), "--max-batch", "1", *flags["fp32"]) as url:
-            run_clients(url, obs, 1, 2, "warmup")
-            unbatched["default model fp32, CPU"] = run_clients(url, obs, args.clients, args.throughput_requests, "unb")
+        for name in args.unbatched_variants.split(","):
+            with vla_serve("--checkpoint", str(full), "--max-batch", "1", *VARIANT_FLAGS[name]) as url:
+                run_clients(url, obs, 1, 2, "warmup")
+                unbatched[name] = run_clients(url, obs, args.clients, args.throughput_requests, f"{name} unbatched")
         toy_rows = {}
         toy_flags = {"batched": ["--max-batch", "8", "--max-wait-ms", "20"], "unbatched": ["--max-batch", "1"]}
         for label, extra in toy_flags.items():
@@ -313,7 +322,8 @@ def print_results(args, obs, lat, variants, unbatched, toy_rows, stress) -> None
         print(f"{f'msgpack JPEG q{q}':<28}{n:>12,}{raw / n:>11.1f}x{n / ov:>17.2f}x{'':>10}")
     print(f"{'OpenVLA-style JSON-base64':<28}{ov:>12,}{raw / ov:>11.1f}x{1.0:>17.2f}x{'':>10}")
 
-    print("\n== 3. default model served fp32 / compiled / int8 (HTTP-msgpack raw, --max-batch 8 --max-wait-ms 20) ==")
+    print("\n== 3. default model served: " + " / ".join(variants) + " (HTTP-msgpack raw, --max-batch 8 "
+          "--max-wait-ms 20; nopack = --no-prepack, fp32 = the default prepacked linears) ==")
     print(f"{'variant':<12}{'model p50 ms':>13}{'p99':>8}{'req/s 1 client':>16}{f'req/s {args.clients} clients':>18}"
           f"{'x 1 client':>11}   batch sizes")
     for name, (one, many) in variants.items():
@@ -322,10 +332,13 @@ def print_results(args, obs, lat, variants, unbatched, toy_rows, stress) -> None
         for e in (one["errors"] + many["errors"])[:3]:
             print("   error:", e)
     print(f"\nbatching speed-up at {args.clients} clients (--max-batch 8 vs --max-batch 1):")
-    if "fp32" in variants:
-        u = unbatched["default model fp32, CPU"]
-        b = variants["fp32"][1]
-        print(f"  default model fp32, CPU       {b['rps']:.2f} vs {u['rps']:.2f} req/s = {b['rps'] / u['rps']:.2f}x")
+    for name, u in unbatched.items():
+        if name in variants:
+            b = variants[name][1]
+            print(f"  default model {name:<16}{b['rps']:.2f} vs {u['rps']:.2f} req/s = {b['rps'] / u['rps']:.2f}x")
+    if "nopack" in unbatched and "fp32" in variants:
+        b, u = variants["fp32"][1], unbatched["nopack"]
+        print(f"  fp32 batched vs nopack unbatched {b['rps']:.2f} vs {u['rps']:.2f} req/s = {b['rps'] / u['rps']:.2f}x")
     tb, tu = toy_rows["batched"], toy_rows["unbatched"]
     print(f"  stand-in {args.toy_call_ms:g} ms/forward        {tb['rps']:.2f} vs {tu['rps']:.2f} req/s = "
           f"{tb['rps'] / tu['rps']:.2f}x   {tb['batch_sizes']}")

@@ -108,3 +108,62 @@ def test_int8_real_time_chunking_backprops_through_an_fp32_expert(reference):
     want = reference.predict([obs], seed=1, prev_actions=[prev], delay_steps=2)[0]
     plain = float(np.abs(fast.predict([obs], seed=1)[0] - reference.predict([obs], seed=1)[0]).max())
     assert float(np.abs(got - want).max()) <= max(2 * plain, 1e-3)
+
+
+def test_prepacked_linears_serve_the_reference_actions(reference):
+    """Prepacked (oneDNN) fp32 linears: the plain eager path's actions (vla.model.reference) up to fp32 rounding,
+    batched too, and real-time chunking (gradients through the expert) still matches the unpacked policy."""
+    from serve.packed_linear import PackedLinear
+    from vla.model.reference import reference_predict
+
+    fast = copy.deepcopy(reference)
+    report = apply_speedups(fast, SpeedupConfig(prepack=True, warmup=False))
+    assert report["prepacked"][0].startswith("expert x1") and "backbone" in report["prepacked"][1]
+    assert not any(type(m) is torch.nn.Linear for m in fast.model.modules())
+    assert sum(isinstance(m, PackedLinear) for m in fast.model.expert.modules()) > 10
+    observations = [_obs(1, "lift the cube"), _obs(2, "pick up the red cube and put it down gently")]
+    with running_server(fast, max_batch=4, max_wait_ms=0.0) as srv, RemotePolicy(srv.url) as remote:
+        served = remote.act(observations[0], seed=3).actions
+    np.testing.assert_allclose(served, reference_predict(reference, observations[:1], seed=3)[0], atol=1e-5)
+    want_batch = reference_predict(reference, observations, seed=[5, 6])
+    for got, want in zip(fast.predict(observations, seed=[5, 6]), want_batch):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    prev = reference.predict(observations[:1], seed=0)[0][3:]
+    got = fast.predict(observations[:1], seed=1, prev_actions=[prev], delay_steps=2)[0]
+    np.testing.assert_allclose(got, reference.predict(observations[:1], seed=1, prev_actions=[prev], delay_steps=2)[0],
+                               atol=1e-5)
+
+
+def test_packed_linear_follows_its_weight_and_copies():
+    from serve.packed_linear import PackedLinear
+
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(24, 40)
+    packed = PackedLinear(plain)
+    x = torch.randn(3, 5, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(packed(x), plain(x), atol=1e-5, rtol=1e-5)
+        plain.weight.mul_(2.0)  # shared parameter changed in place: repacked
+        torch.testing.assert_close(packed(x), plain(x), atol=1e-5, rtol=1e-5)
+        twin = copy.deepcopy(packed)
+        torch.testing.assert_close(twin(x), plain(x), atol=1e-5, rtol=1e-5)
+    y = packed(x.requires_grad_(True))  # gradient calls take F.linear
+    (g,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g, plain.weight.sum(0).expand_as(x))
+    assert packed.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_bf16_packs_every_linear_and_stays_within_tolerance(reference):
+    from serve.packed_linear import PackedLinear
+
+    fast = copy.deepcopy(reference)
+    report = apply_speedups(fast, SpeedupConfig(quantize="bf16", warmup=False))
+    assert report["quantized"][0].startswith("expert x1")
+    packed = [m for m in fast.model.modules() if isinstance(m, PackedLinear)]
+    assert packed and all(m.dtype == torch.bfloat16 for m in packed)
+    obs = _obs(3, "lift the cube")
+    fp32 = reference.predict([obs], seed=4)[0]
+    err = float(np.abs(fast.predict([obs], seed=4)[0] - fp32).max())
+    assert 0 < err <= 0.02 * float(np.abs(fp32).max()), err  # bf16 really runs, and stays close
+    with pytest.raises(ValueError, match="bf16"):
+        apply_speedups(copy.deepcopy(reference), SpeedupConfig(quantize="bf16", compile=True))

@@ -54,7 +54,7 @@ def test_guided_step_with_identity_denoiser_matches_written_out_guidance():
     noise, target = torch.randn((2, 8, 3), generator=g), torch.randn((2, 8, 3), generator=g)
     weights = torch.from_numpy(np.stack([soft_mask(8, 6, 2), soft_mask(8, 0, 0)]))[:, :, None].expand(2, 8, 3)
     head = FlowMatchingHead(HeadConfig(num_inference_steps=steps))
-    out = head.sample_guided(lambda x, t: torch.zeros_like(x), noise, target, weights.contiguous())
+    out = head.sample_guided(lambda x, t, step: torch.zeros_like(x), noise, target, weights.contiguous())
     x, Y, W = noise.double().numpy(), target.double().numpy(), weights.double().numpy()
     for i in range(steps):
         tau = i / steps  # the paper's time: 0 = noise
@@ -146,11 +146,19 @@ def test_bad_prefix_names_the_field(prev, d, field, text):
 def test_prefix_is_encoded_once_per_call(policy):
     """The guided sampler runs the expert (forward + backward) at each of the 10 steps, the backbone once."""
     calls = {"backbone": 0, "expert": 0}
-    handles = [mod.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
-               for name, mod in (("backbone", policy.model.backbone), ("expert", policy.model.expert))]
+    backbone = policy.model.backbone
+    handle = backbone.register_forward_hook(lambda *_: calls.__setitem__("backbone", calls["backbone"] + 1))
+    expert = policy.model.expert
+    step = expert.step  # sampling runs the expert one step at a time (ActionExpert.step)
+
+    def counted(*args, **kwargs):
+        calls["expert"] += 1
+        return step(*args, **kwargs)
+
+    expert.step = counted
     try:
         policy.predict([observation(0)], seed=1, prev_actions=[np.zeros((10, 7), np.float32)], delay_steps=3)
     finally:
-        for h in handles:
-            h.remove()
+        handle.remove()
+        del expert.step
     assert calls == {"backbone": 1, "expert": policy.config.head.num_inference_steps}

@@ -39,7 +39,7 @@ def test_ddim_sample_prediction_recovers_x0(x0_and_noise):
     x0, noise = x0_and_noise
     head = DDIMHead(HeadConfig(kind="ddim", ddim_prediction="sample", num_inference_steps=7,
                                ddim_train_timesteps=T_TRAIN))
-    out = head.sample(lambda x, t: x0.clone(), noise)
+    out = head.sample(lambda x, t, step: x0.clone(), noise)
     torch.testing.assert_close(out, x0, atol=1e-5, rtol=0)
 
 
@@ -48,7 +48,7 @@ def test_ddim_epsilon_prediction_recovers_x0(x0_and_noise):
     ab = cosine_alpha_bar(T_TRAIN)
     seen = []
 
-    def true_noise(x, t):  # the noise that puts x at diffusion step k on the path from x0
+    def true_noise(x, t, step):  # the noise that puts x at diffusion step k on the path from x0
         k = int(round(float(t[0]) * T_TRAIN))
         seen.append(k)
         return (x - math.sqrt(ab[k]) * x0) / math.sqrt(1 - ab[k])
@@ -65,7 +65,7 @@ def test_flow_euler_recovers_x0(x0_and_noise):
     x0, noise = x0_and_noise
     ts = []
 
-    def true_velocity(x, t):  # x_t = t*noise + (1-t)*x0  =>  v = noise - x0 = (x_t - x0) / t
+    def true_velocity(x, t, step):  # x_t = t*noise + (1-t)*x0  =>  v = noise - x0 = (x_t - x0) / t
         ts.append(float(t[0]))
         return (x - x0) / t[:, None, None]
 

@@ -198,18 +198,20 @@ class EmbeddedBackbone(nn.Module):
             mask[row, : len(seq)] = True
         return input_ids.to(device), mask.to(device)
 
-    def encode_images(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_images(self, images: torch.Tensor, cond: torch.Tensor | None = None,
+                      slots: torch.Tensor | None = None) -> torch.Tensor:
         """uint8[B, N, 3, H, W] (+ instruction embedding float[B, D] for FiLM) -> float[B, N * g*g, D] with a
-        per-camera embedding added."""
+        per-camera embedding added; ``slots`` [N] names the camera slot of each of the N images (default 0..N-1)."""
         b, n = images.shape[:2]
         if cond is not None:
             cond = cond[:, None].expand(b, n, cond.shape[-1]).flatten(0, 1)
         tokens = self.image_encoder(images.flatten(0, 1), cond)  # [B*N, g*g, D]
-        tokens = tokens.view(b, n, -1, self.hidden_size) + self.camera_embed[:n, None, :]
+        camera = self.camera_embed[:n] if slots is None else self.camera_embed[slots]
+        tokens = tokens.view(b, n, -1, self.hidden_size) + camera[:, None, :]
         return tokens.flatten(1, 2)
 
-    def _run_lm(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = self.lm(inputs_embeds=embeds, attention_mask=mask.long())
+    def _run_lm(self, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor | None = None):
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask.long(), position_ids=position_ids)
         return out.last_hidden_state
 
     def instruction_embedding(self, prompts: list[str], device: torch.device) -> torch.Tensor:
@@ -219,20 +221,34 @@ class EmbeddedBackbone(nn.Module):
         return (text * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
     def forward(self, images: torch.Tensor, image_mask: torch.Tensor, prompts: list[str]):
+        """The prefix (hidden states, mask). Camera slots no row of the batch has are left out: their tokens
+        would be masked everywhere, so the prefix is the same without them (up to float rounding), only shorter
+        (the default 3-slot model serving 2 cameras: 28 LM tokens instead of 37)."""
         device = images.device
         tokens_per_cam = self.image_encoder.tokens_per_image
+        slots = image_mask.any(0).nonzero().flatten()
         film = self.config.backbone.image_film
-        img_tokens = self.encode_images(images, self.instruction_embedding(prompts, device) if film else None)
-        img_mask = image_mask.repeat_interleave(tokens_per_cam, dim=1)
+        cond = self.instruction_embedding(prompts, device) if film else None
+        img_tokens = self.encode_images(images[:, slots], cond, slots)
+        img_mask = image_mask[:, slots].repeat_interleave(tokens_per_cam, dim=1)
         if self.config.backbone.fuse_images_in_lm:
             input_ids, text_mask = self.tokenize(prompts, device)
             word = self.lm.get_input_embeddings()(input_ids)
             # [CLS] image tokens, then the instruction (its own [CLS] dropped) — one sequence through MiniLM
             embeds = torch.cat([word[:, :1], img_tokens, word[:, 1:]], dim=1)
             mask = torch.cat([text_mask[:, :1], img_mask, text_mask[:, 1:]], dim=1)
-            return self._run_lm(embeds, mask), mask
+            positions = self._positions(slots, images.shape[1], input_ids.shape[1])
+            return self._run_lm(embeds, mask, positions[None]), mask
         text, text_mask = self.encode_text(prompts, device)
         return torch.cat([img_tokens, text], dim=1), torch.cat([img_mask, text_mask], dim=1)
+
+    def _positions(self, slots: torch.Tensor, n_slots: int, text_len: int) -> torch.Tensor:
+        """LM position ids of [CLS], the tokens of camera ``slots`` and the text: those they would have in the
+        sequence with every one of the ``n_slots`` slots ([CLS], slot 0 tokens, ..., slot N-1 tokens, text)."""
+        per_cam = self.image_encoder.tokens_per_image
+        cam = 1 + slots[:, None] * per_cam + torch.arange(per_cam, device=slots.device)
+        text = 1 + n_slots * per_cam + torch.arange(text_len - 1, device=slots.device)
+        return torch.cat([torch.zeros(1, dtype=torch.long, device=slots.device), cam.flatten(), text])
 
     def encode_text(self, prompts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction tokens through MiniLM; cached per prompt when the LM is frozen."""

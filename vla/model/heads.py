@@ -2,7 +2,9 @@
 
 Both expose ``loss(velocity_fn, actions, loss_mask)`` for training and
 ``sample(velocity_fn, noise)`` for inference, where ``velocity_fn(x, t[B]) -> prediction``
-wraps the expert with the prefix already encoded.  Flow matching also has ``sample_guided`` for
+wraps the expert with the prefix already encoded.  The samplers call it as ``velocity_fn(x, t, step=i)``
+with ``t`` the same for every row and equal to ``sample_times()[i]``, so a caller may precompute what
+depends on the time alone.  Flow matching also has ``sample_guided`` for
 real-time chunking (:mod:`vla.model.rtc`); DDIM refuses it (``RTCNotSupported``).
 """
 
@@ -16,7 +18,7 @@ import torch
 from vla.config import HeadConfig
 from vla.model.rtc import DEFAULT_GUIDANCE_CLIP
 
-PredictFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PredictFn = Callable[..., torch.Tensor]  # (x, t[B], step=None) -> prediction
 
 
 class RTCNotSupported(NotImplementedError):
@@ -45,14 +47,19 @@ class FlowMatchingHead:
         x_t = tt * noise + (1 - tt) * actions
         return masked_mse(fn(x_t, t), noise - actions, mask)
 
+    def sample_times(self) -> list[float]:
+        """The flow time of each Euler step: 1, 1 - dt, ..., dt."""
+        steps = self.cfg.num_inference_steps
+        dt = 1.0 / steps
+        return [1.0 - i * dt for i in range(steps)]
+
     @torch.no_grad()
     def sample(self, fn: PredictFn, noise: torch.Tensor) -> torch.Tensor:
-        steps = self.cfg.num_inference_steps
         x = noise
-        dt = 1.0 / steps
-        for i in range(steps):
-            t = torch.full((x.shape[0],), 1.0 - i * dt, device=x.device)
-            x = x - dt * fn(x, t)
+        dt = 1.0 / self.cfg.num_inference_steps
+        for i, t_val in enumerate(self.sample_times()):
+            t = torch.full((x.shape[0],), t_val, device=x.device)
+            x = x - dt * fn(x, t, step=i)
         return x
 
     @torch.no_grad()
@@ -66,15 +73,13 @@ class FlowMatchingHead:
         ``w = (1 - tau) / (tau * r^2)``, ``r^2 = (1 - tau)^2 / (tau^2 + (1 - tau)^2)``.  Rows with zero
         weights get g = 0 exactly, i.e. the unguided step.
         """
-        steps = self.cfg.num_inference_steps
         x = noise
-        dt = 1.0 / steps
-        for i in range(steps):
-            t_val = 1.0 - i * dt
+        dt = 1.0 / self.cfg.num_inference_steps
+        for i, t_val in enumerate(self.sample_times()):
             t = torch.full((x.shape[0],), t_val, device=x.device)
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
-                u = fn(xg, t)
+                u = fn(xg, t, step=i)
                 x1 = xg - t_val * u
                 (g,) = torch.autograd.grad(x1, xg, grad_outputs=(target - x1.detach()) * weights)
             x = x - dt * (u.detach() - guidance_weight(t_val, clip) * g)
@@ -108,6 +113,14 @@ class DDIMHead:
     def _t_input(self, k: torch.Tensor) -> torch.Tensor:
         return k.float() / self.cfg.ddim_train_timesteps
 
+    def _steps(self) -> list[int]:
+        T, n = self.cfg.ddim_train_timesteps, self.cfg.num_inference_steps
+        return torch.linspace(T - 1, 0, n).round().long().tolist()
+
+    def sample_times(self) -> list[float]:
+        """The expert's time input at each DDIM step (k / T)."""
+        return self._t_input(torch.tensor(self._steps())).tolist()
+
     def loss(self, fn: PredictFn, actions: torch.Tensor, mask: torch.Tensor, generator=None) -> torch.Tensor:
         b = actions.shape[0]
         k = torch.randint(0, self.cfg.ddim_train_timesteps, (b,), device=actions.device)
@@ -119,16 +132,15 @@ class DDIMHead:
 
     @torch.no_grad()
     def sample(self, fn: PredictFn, noise: torch.Tensor) -> torch.Tensor:
-        T = self.cfg.ddim_train_timesteps
         n = self.cfg.num_inference_steps
-        ks = torch.linspace(T - 1, 0, n).round().long().tolist()
+        ks = self._steps()
         alpha_bar = self.alpha_bar.to(noise.device)
         x = noise
         for i, k in enumerate(ks):
             ab = alpha_bar[k]
             ab_prev = alpha_bar[ks[i + 1]] if i + 1 < n else torch.tensor(1.0, device=noise.device)
             kk = torch.full((x.shape[0],), k, device=x.device)
-            pred = fn(x, self._t_input(kk))
+            pred = fn(x, self._t_input(kk), step=i)
             if self.cfg.ddim_prediction == "sample":
                 x0 = pred
                 eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()

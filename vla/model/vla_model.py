@@ -35,11 +35,24 @@ class VLAModel(nn.Module):
         return self.expert.prefix_kv(prefix), mask
 
     def _predict_fn(self, batch: dict, prefix_kv, prefix_mask):
-        def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The expert as ``fn(x, t)`` (training: any t per row; ``step`` is ignored)."""
+        def fn(x: torch.Tensor, t: torch.Tensor, step: int | None = None) -> torch.Tensor:
             x = x * batch["action_mask"][:, None, :].to(x.dtype)  # padded action dims carry nothing
             return self.expert(
                 x, t, batch["state"], batch["state_mask"], batch["embodiment_id"], prefix_kv, prefix_mask
             )
+
+        return fn
+
+    def _sampling_fn(self, batch: dict, prefix_kv, prefix_mask):
+        """The expert for the head's sampler: everything that does not depend on x is computed once here
+        (:meth:`ActionExpert.sampling_context`), each call runs step ``step`` of ``head.sample_times()``."""
+        ctx = self.expert.sampling_context(self.head.sample_times(), batch["state"], batch["state_mask"],
+                                           batch["embodiment_id"], prefix_kv, prefix_mask)
+        action_mask = batch["action_mask"][:, None, :]
+
+        def fn(x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+            return self.expert.step(x * action_mask.to(x.dtype), ctx, step)
 
         return fn
 
@@ -61,12 +74,12 @@ class VLAModel(nn.Module):
             if not reuse_prefix:
                 raise ValueError("guidance (real-time chunking) needs reuse_prefix=True")
             prefix_kv, prefix_mask = self.encode_prefix(batch)
-            return self.head.sample_guided(self._predict_fn(batch, prefix_kv, prefix_mask), noise, *guidance)
+            return self.head.sample_guided(self._sampling_fn(batch, prefix_kv, prefix_mask), noise, *guidance)
         if reuse_prefix:
             prefix_kv, prefix_mask = self.encode_prefix(batch)
-            return self.head.sample(self._predict_fn(batch, prefix_kv, prefix_mask), noise)
+            return self.head.sample(self._sampling_fn(batch, prefix_kv, prefix_mask), noise)
 
-        def naive(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def naive(x: torch.Tensor, t: torch.Tensor, step: int | None = None) -> torch.Tensor:
             prefix_kv, prefix_mask = self.encode_prefix(batch)
             return self._predict_fn(batch, prefix_kv, prefix_mask)(x, t)
 

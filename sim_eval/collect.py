@@ -87,7 +87,7 @@ def collect(
     """
     from tqdm import tqdm
 
-    from data_pipelines.rlds.writer import write_rlds
+    from data_pipelines.rlds.writer import check_dataset_name, write_rlds
     from sim_eval.language import Instruction
     from sim_eval.noise import ActionNoise
     from sim_eval.randomize import parse_randomize
@@ -100,6 +100,7 @@ def collect(
     noise = ActionNoise(float(action_noise)) if action_noise else None
     spec = task_spec(task, image_size)
     path = dataset_path(out_dir, task, dataset_name)
+    check_dataset_name(path.parent.name)
     if not overwrite and path.is_dir() and any(path.iterdir()):
         raise DatasetExistsError(path)
     limit = max_attempts or 2 * episodes + 10

@@ -59,6 +59,16 @@ def test_collect_writes_rlds_the_pipeline_reads(tmp_path):
     assert json.loads((path / "collect_summary.json").read_text()) == summary
 
 
+def test_collect_refuses_a_dataset_name_tfds_cannot_read_before_running(tmp_path):
+    """A dot in --name made TFDS fail after every episode ran ("Could not find data files")."""
+    p = _run(["-m", "vla.cli", "collect", "--task", "Lift", "--episodes", "1", "--out", str(tmp_path), "--workers",
+              "1", "--name", "lift_n0.1"])
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [
+        "vla collect: error: dataset name 'lift_n0.1': RLDS/TFDS dataset names hold only letters, digits and '_' "
+        "(e.g. 'lift_n0_1')"], p.stderr
+    assert not any(tmp_path.iterdir())
+
+
 _COLLECT_THEN_READ = """
 import dataclasses, json, sys
 from sim_eval.collect import collect

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -155,6 +156,13 @@ def _prepare_episode(ep: Mapping[str, Any], index: int, spec: EmbodimentSpec, fs
     return {"steps": steps, "episode_metadata": meta}
 
 
+def check_dataset_name(dataset_name: str) -> None:
+    """ValueError unless the name is one TFDS can read back (a dot or dash makes it miss its own shards)."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", dataset_name):
+        raise ValueError(f"dataset name {dataset_name!r}: RLDS/TFDS dataset names hold only letters, digits and "
+                         f"'_' (e.g. {re.sub(r'[^A-Za-z0-9_]', '_', dataset_name)!r})")
+
+
 def write_rlds(
     episodes: Iterable[Mapping[str, Any]] | Mapping[str, Iterable[Mapping[str, Any]]],
     out_dir: str | os.PathLike,
@@ -187,6 +195,7 @@ def write_rlds(
     embodiment spec is saved as ``vla_embodiment.json`` beside the data so readers can standardize
     it without a registry entry. Raises :class:`DataError` naming the episode and field on bad input.
     """
+    check_dataset_name(dataset_name)
     splits = dict(episodes) if isinstance(episodes, Mapping) else {split: episodes}
     state: dict[str, Any] = {}
 

@@ -69,9 +69,13 @@ def test_keypoint_token_per_camera_and_masked_with_its_camera():
     enc = ConvImageEncoder((32, 64, 64), grid=3, out_dim=40, stem=4, keypoints=16)
     assert enc.tokens_per_image == 10 and enc(torch.zeros(2, 3, 84, 84, dtype=torch.uint8)).shape == (2, 10, 40)
     policy = VLAPolicy.create(cfg, [panda_spec()])
-    obs = observation(seed=0, size=84)
-    del obs["images"]["wrist"]
-    batch = policy.collate([{**obs, "embodiment": "panda"}])
+    full, no_wrist = observation(seed=0, size=84), observation(seed=1, size=84)
+    del no_wrist["images"]["wrist"]
+    batch = policy.collate([{**full, "embodiment": "panda"}, {**no_wrist, "embodiment": "panda"}])
     _, mask = policy.model.backbone(batch["images"], batch["image_mask"], batch["prompt"])
-    per_cam = cfg.backbone.image_grid**2 + 1
-    assert mask[0, :per_cam].all() and not mask[0, per_cam:2 * per_cam].any()  # the missing wrist view, keypoints too
+    per_cam = cfg.backbone.image_grid**2 + 1  # grid tokens + one keypoint token
+    assert mask[0, :2 * per_cam].all()  # agentview then wrist, both present in row 0
+    assert mask[1, :per_cam].all() and not mask[1, per_cam:2 * per_cam].any()  # row 1's missing wrist, keypoints too
+    alone = policy.collate([{**no_wrist, "embodiment": "panda"}])
+    _, mask_alone = policy.model.backbone(alone["images"], alone["image_mask"], alone["prompt"])
+    assert mask_alone.shape[1] == mask.shape[1] - per_cam  # no row has the wrist: its slot leaves the prefix

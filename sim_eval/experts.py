@@ -145,23 +145,25 @@ class _PickExpert(ScriptedExpert):
 
     obj_key = "cube"
     symmetry = np.pi / 2
+    avoid_key = ""  # another object the open fingers must not land on ...
+    avoid_within = np.inf  # ... when it is this close (m); farther away the grasp yaw depends on the object alone
     grasp_dz = 0.0
     release_phase = 99  # phases >= this have let go on purpose
-
-    avoid_key = ""  # an object the open fingers must not straddle toward (e.g. the other cube)
 
     def _choose_yaw(self, raw: dict, obj: np.ndarray) -> float:
         yaw = self._grasp_yaw(np.asarray(raw[f"{self.obj_key}_quat"]), self.symmetry)
         if not self.avoid_key or self.symmetry <= 0:
             return yaw
         away = np.asarray(raw[f"{self.avoid_key}_pos"])[:2] - obj[:2]
+        if np.linalg.norm(away) > self.avoid_within:  # too far for a finger to touch it: the canonical yaw
+            return yaw
         away = away / (np.linalg.norm(away) + 1e-9)
         base = _yaw_of(self._base_rot)
         best = min(
-            (yaw, _wrap(yaw + self.symmetry, 2 * np.pi)),
+            (yaw, _wrap(yaw + self.symmetry, np.pi)),  # the fingers are symmetric under a half turn
             key=lambda y: abs(np.dot([-np.sin(base + y), np.cos(base + y)], away)) + 0.1 * abs(y),
         )
-        return float(_wrap(best, 2 * np.pi))
+        return float(best)
 
     def _pick(self, raw: dict, eef: np.ndarray):
         obj = np.asarray(raw[f"{self.obj_key}_pos"])
@@ -205,6 +207,11 @@ class StackExpert(_PickExpert):
     task = "Stack"
     obj_key = "cubeA"
     avoid_key = "cubeB"
+    # An open finger reaches ~4 cm from the grasp centre; cube B (5 cm wide, >= 6.4 cm away) is only in the
+    # way when its centre is within ~7.5 cm (measured: the expert without this rule failed only there).
+    # Farther away the yaw is cube A's alone, so the demos' wrist rotation does not hinge on where cube B
+    # happens to lie (a discontinuous rule a policy learns slowly from 50 demos).
+    avoid_within = 0.075
     release_phase = 6
 
     def plan(self, raw, eef):

@@ -155,9 +155,10 @@ class _PickExpert(ScriptedExpert):
         if not self.avoid_key or self.symmetry <= 0:
             return yaw
         away = np.asarray(raw[f"{self.avoid_key}_pos"])[:2] - obj[:2]
-        if np.linalg.norm(away) > self.avoid_within:  # too far for a finger to touch it: the canonical yaw
+        gap = np.linalg.norm(away)
+        if gap > self.avoid_within:  # too far for a finger to touch it: the canonical yaw
             return yaw
-        away = away / (np.linalg.norm(away) + 1e-9)
+        away = away / (gap + 1e-9)
         base = _yaw_of(self._base_rot)
         best = min(
             (yaw, _wrap(yaw + self.symmetry, np.pi)),  # the fingers are symmetric under a half turn

@@ -160,7 +160,7 @@ def _face_offset(a: float) -> float:
 
 def test_stack_grasp_yaw_is_cube_a_s_own_unless_cube_b_is_in_reach():
     """The demos' wrist turn: the smallest turn onto a face of cube A when cube B is far; near cube B the other
-    face pair may be taken, still with at most a quarter-and-a-bit turn (never the 135° swings it once made)."""
+    face pair may be taken, still with at most a quarter turn (never the 135° swings it once made)."""
     env = make_env("Stack", image_size=48)
     expert = make_expert("Stack", env=env)
     far = near = 0
